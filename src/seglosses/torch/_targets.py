@@ -1,0 +1,370 @@
+"""The target adapter: checks every argument once and brings input and target to one form.
+
+Multiclass tensors become a 3-D *view* ``(N, C, S)`` (class axis 1) or ``(N, S, C)`` (class axis
+2), whichever the input's strides allow without a copy, so ``channels_last`` and ``class_dim=-1``
+cost nothing. Sigmoid modes stay in their own layout (everything there is elementwise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .._spec import (
+    PROBABILITY_EPS,
+    check_class_dim,
+    check_ignore_index,
+    check_number,
+    fail,
+    shape_text,
+    target_shape_error,
+)
+from .weights import batch_class_weights, static_class_weights
+
+_INDEX_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool)
+
+
+@dataclass
+class Multiclass:
+    """A multiclass problem in the engine's form."""
+
+    x: torch.Tensor  # (N, C, S) or (N, S, C) view, compute dtype
+    axis: int  # class axis of ``x``: 1 or 2
+    labels: torch.Tensor | None  # (N, S) int64, ignored/invalid pixels set to 0
+    dense: torch.Tensor | None  # same arrangement as x: one-hot / soft target (compute dtype)
+    v: torch.Tensor | None  # (N, S) pixel weight, 0 where ignored; None means all 1
+    class_weights: torch.Tensor | None  # (C,)
+    pixel_shape: tuple[int, ...]  # shape of a per-pixel output, (N, *spatial)
+    probabilities: torch.Tensor | None  # for from_logits=False: clipped renormalised p, same view
+
+
+@dataclass
+class Sigmoid:
+    """A binary / multilabel problem: elementwise, in the input's own layout."""
+
+    x: torch.Tensor  # input with a class axis, compute dtype (logits, or clipped probabilities)
+    class_dim: int
+    target: torch.Tensor  # float, same shape as x, ignored elements set to 0
+    smoothed: torch.Tensor  # the target after label smoothing (pixel losses only)
+    v: torch.Tensor | None  # broadcastable to x
+    class_weights: torch.Tensor | None  # (C,) static weights for the region class mean
+    positive_weights: torch.Tensor | None  # coefficient of y·log p, broadcast along class_dim
+    negative_weights: torch.Tensor | None  # coefficient of (1-y)·log(1-p)
+    output_shape: tuple[int, ...]
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """fp16/bf16 are accumulated in float32 (SPEC §2); float32/float64 keep their precision."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _checking_values(validate: bool) -> bool:
+    # Value checks need a host sync and branch on data: skipped while torch.compile traces.
+    return validate and not torch.compiler.is_compiling()
+
+
+def check_input(function: str, input, target) -> None:
+    if not isinstance(input, torch.Tensor):
+        raise fail(function, "input", "be a torch.Tensor", type(input).__name__, error=TypeError)
+    if not isinstance(target, torch.Tensor):
+        raise fail(function, "target", "be a torch.Tensor", type(target).__name__,
+                   error=TypeError)
+    if not input.is_floating_point():
+        raise fail(function, "input", "be a floating-point tensor of logits or probabilities",
+                   f"dtype {input.dtype}", "Cast it with input.float().", error=TypeError)
+    if target.device != input.device:
+        raise fail(function, "target", f"be on the input's device ({input.device})",
+                   f"device {target.device}")
+
+
+def _side_map(function: str, name: str, value, pixel_shape, device, validate: bool):
+    """``mask`` / ``pixel_weights``: a (N, *spatial) tensor → float tensor, or None."""
+    if value is None:
+        return None
+    if not isinstance(value, torch.Tensor):
+        raise fail(function, name, "be a torch.Tensor", type(value).__name__, error=TypeError)
+    if tuple(value.shape) != tuple(pixel_shape):
+        raise fail(function, name, f"have shape {shape_text(pixel_shape)} (N, *spatial)",
+                   shape_text(value.shape))
+    if value.device != device:
+        raise fail(function, name, f"be on the input's device ({device})", f"device {value.device}")
+    if value.is_complex():
+        raise fail(function, name, "be a real or bool tensor", f"dtype {value.dtype}",
+                   error=TypeError)
+    if value.dtype != torch.bool and _checking_values(validate):
+        bad = ~torch.isfinite(value) | (value < 0)
+        if bool(bad.any()):
+            raise fail(function, name, "be finite and >= 0", _sample(value[bad]))
+    return value
+
+
+def _sample(values: torch.Tensor, limit: int = 5) -> str:
+    flat = values.detach().flatten()
+    unique = torch.unique(flat[: 100_000]).tolist() if flat.numel() else []
+    shown = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in unique[:limit])
+    more = ", ..." if len(unique) > limit else ""
+    return f"values [{shown}{more}] ({flat.numel()} element(s))"
+
+
+def _combine(*factors):
+    out = None
+    for factor in factors:
+        if factor is None:
+            continue
+        factor = factor.float() if factor.dtype == torch.bool else factor
+        out = factor if out is None else out * factor
+    return out
+
+
+def _check_probabilities(function: str, input: torch.Tensor) -> None:
+    bad = torch.isnan(input) | (input < 0) | (input > 1)
+    if bool(bad.any()):
+        raise fail(function, "input", "hold probabilities in [0, 1] with from_logits=False",
+                   _sample(input[bad]), "Pass raw scores with from_logits=True (the default).")
+
+
+def _clip(probabilities: torch.Tensor) -> torch.Tensor:
+    # Clip in the input's own dtype (Keras 3): in float32 1 - 1e-7 rounds to 1 - 2**-23.
+    return probabilities.clamp(PROBABILITY_EPS, 1.0 - PROBABILITY_EPS)
+
+
+def _as_3d(x: torch.Tensor, class_dim: int) -> tuple[torch.Tensor, int]:
+    """View ``x`` as (N, C, S) or (N, S, C) without copying when the strides allow it."""
+    n, c = x.shape[0], x.shape[class_dim]
+    moved = x.movedim(class_dim, 1)
+    try:
+        return moved.view(n, c, -1), 1
+    except RuntimeError:
+        pass
+    try:
+        return x.movedim(class_dim, -1).view(n, -1, c), 2
+    except RuntimeError:
+        return moved.reshape(n, c, -1), 1  # arbitrary strides: one copy
+
+
+def _arrange_like(t: torch.Tensor, class_dim: int, axis: int) -> torch.Tensor:
+    n, c = t.shape[0], t.shape[class_dim]
+    if axis == 1:
+        return t.movedim(class_dim, 1).reshape(n, c, -1)
+    return t.movedim(class_dim, -1).reshape(n, -1, c)
+
+
+def prepare_multiclass(function: str, input, target, *, class_dim: int, from_logits: bool,
+                       ignore_index, mask, pixel_weights, class_weights, beta: float,
+                       validate: bool) -> Multiclass:
+    check_input(function, input, target)
+    class_dim = check_class_dim(function, class_dim, input.ndim)
+    ignore = check_ignore_index(function, ignore_index)
+    num_classes = input.shape[class_dim]
+    if num_classes < 2:
+        raise fail(function, "input", "have C >= 2 classes along class_dim for "
+                   "mode='multiclass'", f"C={num_classes} (shape {shape_text(input.shape)})",
+                   "Use mode='binary' for a single sigmoid channel.")
+    pixel_shape = tuple(s for axis, s in enumerate(input.shape) if axis != class_dim)
+    is_index = False
+    if tuple(target.shape) == tuple(input.shape):
+        if target.shape[class_dim] == 1 and target.dtype in _INDEX_DTYPES:
+            is_index = True
+    elif tuple(target.shape) == pixel_shape:
+        is_index = True
+    else:
+        raise target_shape_error(function, "multiclass", input.shape, target.shape, class_dim)
+    if is_index and tuple(target.shape) == tuple(input.shape):
+        target = target.squeeze(class_dim)
+    if is_index and target.dtype not in _INDEX_DTYPES:
+        raise fail(function, "target", f"be an integer index map for shape "
+                   f"{shape_text(pixel_shape)}", f"dtype {target.dtype}",
+                   f"Pass labels as integers (target.long()), or a one-hot / soft target of "
+                   f"the input's shape {shape_text(input.shape)}.", error=TypeError)
+    if not is_index and ignore:
+        raise fail(function, "ignore_index", "be None for a one-hot / soft target",
+                   repr(ignore_index), "Mark the pixels to skip with mask= instead.")
+    if target.is_complex():
+        raise fail(function, "target", "be a real tensor", f"dtype {target.dtype}",
+                   error=TypeError)
+    mask = _side_map(function, "mask", mask, pixel_shape, input.device, validate)
+    pixel_weights = _side_map(function, "pixel_weights", pixel_weights, pixel_shape,
+                              input.device, validate)
+    dtype = compute_dtype(input.dtype)
+    checking = _checking_values(validate)
+
+    if not from_logits and checking:
+        _check_probabilities(function, input)
+    x, axis = _as_3d(input, class_dim)
+    probabilities = None
+    if not from_logits:
+        normalised = x / x.sum(axis, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
+        probabilities = _clip(normalised).to(dtype)
+    x = x.to(dtype)
+    n = input.shape[0]
+
+    labels = dense = None
+    valid = None
+    if is_index:
+        flat = target.reshape(n, -1)
+        ignored = None
+        if ignore:
+            ignored = torch.isin(flat, torch.tensor(ignore, device=flat.device))
+        if flat.dtype == torch.bool:
+            flat = flat.to(torch.uint8)
+        in_range = (flat >= 0) & (flat < num_classes) if flat.dtype != torch.uint8 else \
+            flat < num_classes
+        usable = in_range if ignored is None else in_range & ~ignored
+        if checking:
+            bad = ~in_range if ignored is None else ~in_range & ~ignored
+            if bool(bad.any()):
+                outside = sorted(set(torch.unique(flat[bad]).tolist()))
+                hint = ""
+                if len(outside) == 1 or all(v < 0 or v >= num_classes for v in outside):
+                    hint = (f"Did you mean ignore_index={outside[0]}?" if len(outside) == 1
+                            else f"Did you mean ignore_index={tuple(outside)}?")
+                raise fail(function, "target", f"hold class indices in [0, {num_classes}) or "
+                           f"an ignore_index {list(ignore) if ignore else '(none set)'}",
+                           f"values {outside[:8]}", hint)
+        labels = torch.where(usable, flat, torch.zeros((), dtype=flat.dtype,
+                                                       device=flat.device)).long()
+        if ignored is not None:
+            valid = (~ignored).to(dtype)
+        if not validate:
+            # an out-of-range label is never used as an index: its pixel becomes NaN instead
+            invalid = ~in_range if ignored is None else ~in_range & ~ignored
+            nan = torch.full((), float("nan"), dtype=dtype, device=flat.device)
+            valid = torch.where(invalid, nan, valid if valid is not None
+                                else torch.ones((), dtype=dtype, device=flat.device))
+    else:
+        if target.dtype == torch.bool or not target.is_floating_point():
+            target = target.to(dtype)
+        if checking:
+            bad = ~torch.isfinite(target) | (target < 0) | (target > 1)
+            if bool(bad.any()):
+                raise fail(function, "target", "hold one-hot or soft probabilities in [0, 1] "
+                           "without NaN/Inf", _sample(target[bad]))
+        dense = _arrange_like(target.to(dtype), class_dim, axis)
+
+    flat_side = [None if m is None else m.reshape(n, -1).to(dtype) for m in (mask, pixel_weights)]
+    counting = _combine(valid, flat_side[0])  # validity for class frequencies
+    v = _combine(counting, flat_side[1])
+
+    weights = None
+    if isinstance(class_weights, str):
+        counts = _class_counts(labels, dense, counting, axis, num_classes, dtype)
+        weights = batch_class_weights(function, class_weights, counts, "multiclass", beta)
+    elif class_weights is not None:
+        weights = static_class_weights(function, class_weights, num_classes, x.device, dtype,
+                                       check=checking)
+    return Multiclass(x, axis, labels, dense, v, weights, pixel_shape, probabilities)
+
+
+def _class_counts(labels, dense, valid, axis, num_classes, dtype):
+    """Per-class pixel counts of the whole batch (valid pixels; no pixel weights)."""
+    if labels is not None:
+        ones = torch.ones_like(labels, dtype=dtype) if valid is None else \
+            torch.nan_to_num(valid, nan=0.0)
+        counts = torch.zeros(num_classes, dtype=dtype, device=labels.device)
+        return counts.index_add_(0, labels.flatten(), ones.flatten())
+    spatial_axis = 3 - axis
+    if valid is None:
+        return dense.sum(dim=(0, spatial_axis))
+    return (dense * valid.unsqueeze(axis)).sum(dim=(0, spatial_axis))
+
+
+def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,
+                    from_logits: bool, ignore_index, mask, pixel_weights, class_weights,
+                    pos_weight, label_smoothing: float, validate: bool) -> Sigmoid:
+    """Binary / multilabel inputs; an input without channel axis gets one at dim 1."""
+    check_input(function, input, target)
+    ignore = check_ignore_index(function, ignore_index)
+    output_shape = tuple(input.shape)
+    if input.ndim >= 2:
+        class_dim = check_class_dim(function, class_dim, input.ndim)
+    if mode == "binary":
+        if input.ndim < 2 or input.shape[class_dim] != 1:
+            input, class_dim = input.unsqueeze(1), 1  # (N, *spatial) → (N, 1, *spatial)
+            if tuple(target.shape) == output_shape:
+                target = target.unsqueeze(1)
+    elif input.ndim < 2:
+        check_class_dim(function, class_dim, input.ndim)
+    if tuple(target.shape) != tuple(input.shape):
+        shown = input.shape if mode == "multilabel" or len(output_shape) == input.ndim \
+            else output_shape
+        raise target_shape_error(function, mode, shown, target.shape, class_dim)
+    if target.is_complex():
+        raise fail(function, "target", "be a real tensor", f"dtype {target.dtype}",
+                   error=TypeError)
+    is_integer = not target.is_floating_point()
+    if ignore and not is_integer:
+        raise fail(function, "ignore_index", "be None for a float target", repr(ignore_index),
+                   "Mark the pixels to skip with mask= instead.")
+    pixel_shape = tuple(s for axis, s in enumerate(input.shape) if axis != class_dim)
+    mask = _side_map(function, "mask", mask, pixel_shape, input.device, validate)
+    pixel_weights = _side_map(function, "pixel_weights", pixel_weights, pixel_shape,
+                              input.device, validate)
+    dtype = compute_dtype(input.dtype)
+    checking = _checking_values(validate)
+    num_channels = input.shape[class_dim]
+
+    valid = None
+    if is_integer:
+        ignored = torch.isin(target, torch.tensor(ignore, device=target.device)) if ignore \
+            else None
+        if checking:
+            bad = (target != 0) & (target != 1)
+            if ignored is not None:
+                bad &= ~ignored
+            if bool(bad.any()):
+                raise fail(function, "target", f"hold 0 or 1 (or an ignore_index) for "
+                           f"mode={mode!r}", _sample(target[bad]))
+        if ignored is not None:
+            valid = (~ignored).to(dtype)
+            target = torch.where(ignored, torch.zeros((), dtype=target.dtype,
+                                                      device=target.device), target)
+        target = target.to(dtype)
+    else:
+        if checking:
+            bad = ~torch.isfinite(target) | (target < 0) | (target > 1)
+            if bool(bad.any()):
+                raise fail(function, "target", f"hold values in [0, 1] for mode={mode!r}",
+                           _sample(target[bad]))
+        target = target.to(dtype)
+
+    if not from_logits:
+        if checking:
+            _check_probabilities(function, input)
+        x = _clip(input).to(dtype)
+    else:
+        x = input.to(dtype)
+
+    side = [None if m is None else m.unsqueeze(class_dim).to(dtype)
+            for m in (mask, pixel_weights)]
+    counting = _combine(valid, side[0])
+    v = _combine(counting, side[1])
+    broadcast = [1] * x.ndim
+    broadcast[class_dim] = num_channels
+    region_weights = positive = negative = None
+    if isinstance(class_weights, str):
+        dims = tuple(a for a in range(x.ndim) if a != class_dim)
+        validity = torch.ones_like(target) if counting is None else \
+            torch.nan_to_num(counting, nan=0.0).expand_as(target)
+        positives = (target * validity).sum(dims)
+        negatives = ((1 - target) * validity).sum(dims)
+        negative, positive = batch_class_weights(function, class_weights, (negatives, positives),
+                                                 mode, 0.0)
+        negative, positive = negative.reshape(broadcast), positive.reshape(broadcast)
+    elif class_weights is not None:
+        region_weights = static_class_weights(function, class_weights, num_channels, x.device,
+                                              dtype, check=checking)
+        positive = negative = region_weights.reshape(broadcast)
+    if pos_weight is not None:
+        pw = static_class_weights(function, pos_weight, num_channels, x.device, dtype,
+                                  check=checking, argument="pos_weight",
+                                  allow_zero_sum=True).reshape(broadcast)
+        positive = pw if positive is None else positive * pw
+    smoothed = target if label_smoothing == 0 else \
+        target * (1 - label_smoothing) + label_smoothing / 2
+    return Sigmoid(x, class_dim, target, smoothed, v, region_weights, positive, negative,
+                   output_shape)
+
+
+def check_label_smoothing(function: str, value) -> float:
+    return check_number(function, "label_smoothing", value, low=0.0, high=1.0)

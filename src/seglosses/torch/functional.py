@@ -1,0 +1,678 @@
+r"""Segmentation losses for PyTorch: the functional API.
+
+Every function takes ``(input, target)`` positionally and every option by keyword. The meaning
+of each loss and option is fixed in ``docs/semantics.md`` (SPEC): the same numbers come out of
+``seglosses.numpy`` (the float64 oracle) and, later, ``seglosses.keras``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .._spec import (
+    ABSENT,
+    AGGREGATES,
+    MODES,
+    REDUCTIONS,
+    check_choice,
+    check_number,
+    combine_reduction_check,
+    fail,
+)
+from ._dispatch import resolve_impl
+from ._stats import binary_terms, multiclass_terms, sigmoid_parts, sigmoid_stats
+from ._targets import prepare_multiclass, prepare_sigmoid
+from .weights import check_options_weights
+
+__all__ = [
+    "cross_entropy",
+    "binary_cross_entropy",
+    "focal_loss",
+    "tversky_loss",
+    "dice_loss",
+    "jaccard_loss",
+    "dice_ce_loss",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Option checks (also run by the Module constructors)
+
+
+def check_pixel_options(function, *, mode, reduction, label_smoothing, impl, class_weights,
+                        beta, modes=MODES, reductions=REDUCTIONS):
+    check_choice(function, "mode", mode, modes)
+    check_choice(function, "reduction", reduction, reductions)
+    check_number(function, "label_smoothing", label_smoothing, low=0.0, high=1.0)
+    check_number(function, "beta", beta, low=0.0, high=1.0, high_inclusive=False)
+    check_options_weights(function, class_weights, mode)
+    resolve_impl(function, impl, None)
+
+
+def check_region_options(function, *, mode, reduction, smooth, absent, aggregate,
+                         include_background, impl, class_weights, weight_beta, alpha=0.5,
+                         beta=0.5, gamma=1.0, weight_beta_name="beta", reductions=REDUCTIONS):
+    check_choice(function, "mode", mode, MODES)
+    check_choice(function, "reduction", reduction, reductions)
+    check_choice(function, "absent", absent, ABSENT)
+    check_choice(function, "aggregate", aggregate, AGGREGATES)
+    for name, value in (("smooth", smooth), ("alpha", alpha), ("beta", beta), ("gamma", gamma)):
+        check_number(function, name, value)
+    check_number(function, weight_beta_name, weight_beta, low=0.0, high=1.0,
+                 high_inclusive=False)
+    if not isinstance(include_background, bool):
+        raise fail(function, "include_background", "be a bool", repr(include_background),
+                   error=TypeError)
+    if not include_background and mode != "multiclass":
+        raise fail(function, "include_background", f"be True for mode={mode!r} (class 0 is "
+                   "background only in multiclass mode)", include_background)
+    if class_weights == "balanced":
+        raise fail(function, "class_weights", "be a length-C sequence or a multiclass strategy "
+                   "for a region loss ('balanced' weighs the pixels of a BCE)", repr("balanced"))
+    check_options_weights(function, class_weights, mode)
+    resolve_impl(function, impl, None)
+
+
+def check_alpha(function, alpha, mode):
+    """Focal ``alpha``: None, a scalar, or one value per class (within [0, 1] for sigmoids)."""
+    if alpha is None:
+        return
+    high = 1.0 if mode != "multiclass" else float("inf")
+    values = alpha.detach().cpu().flatten().tolist() if isinstance(alpha, torch.Tensor) \
+        else alpha if isinstance(alpha, (list, tuple)) else [alpha]
+    for value in values:
+        check_number(function, "alpha", value, low=0.0, high=high)
+
+
+# --------------------------------------------------------------------------------------------
+# Reductions and the small arithmetic on top of the statistics (written once)
+
+
+def _reduce_pixels(loss, reduction, normaliser, shape, input_dtype):
+    if reduction == "none":
+        return loss.reshape(shape).to(input_dtype)
+    total = loss.sum()
+    if reduction == "sum":
+        return total
+    # everything ignored → 0 with zero gradient (PyTorch would return NaN)
+    return total / torch.where(normaliser > 0, normaliser, torch.ones_like(normaliser))
+
+
+def region_loss(tp, ps, ts, l1, *, alpha, beta, gamma, smooth, absent, aggregate,
+                include_background, class_weights, reduction):
+    r"""Tversky-family loss from statistics: ``(1 - T)^γ`` per kept (image, class) pair.
+
+    ``T = (TP + s) / (TP + α·FP + β·FN + s)`` and ``T := 1`` where the denominator is 0.
+    """
+    if l1 is not None:  # soft_label: the form minimised at p = t for soft targets
+        tp = (ps + ts - l1) / 2
+    fp, fn = ps - tp, ts - tp
+    if aggregate == "batch":
+        tp, fp, fn, ts = (s.sum(0, keepdim=True) for s in (tp, fp, fn, ts))
+    numerator = tp + smooth
+    denominator = tp + alpha * fp + beta * fn + smooth
+    empty = denominator == 0
+    index = torch.where(empty, torch.ones_like(numerator),
+                        numerator / torch.where(empty, torch.ones_like(denominator), denominator))
+    loss = 1 - index
+    if gamma != 1:
+        loss = loss.clamp_min(torch.finfo(loss.dtype).tiny) ** gamma
+    weights = class_weights
+    if not include_background:
+        loss, ts = loss[:, 1:], ts[:, 1:]
+        weights = None if weights is None else weights[1:]
+    keep = torch.ones_like(loss) if absent == "include" else (ts > 0).to(loss.dtype)
+    pair_weights = keep if weights is None else keep * weights
+    weighted = loss * pair_weights
+    if reduction == "none":
+        return weighted.squeeze(0) if aggregate == "batch" else weighted
+    total = weighted.sum()
+    if reduction == "sum":
+        return total
+    count = pair_weights.sum()
+    return total / torch.where(count > 0, count, torch.ones_like(count))
+
+
+def _output_dtype(total, input_dtype):
+    """Reduced losses: float32 for fp16/bf16 input, else the input's dtype."""
+    return total if total.dtype == input_dtype or input_dtype in (torch.float16,
+                                                                  torch.bfloat16) \
+        else total.to(input_dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# Pixel losses
+
+
+def _multiclass_pixel(function, input, target, *, focal, gamma, alpha, class_dim, from_logits,
+                      ignore_index, mask, class_weights, beta, pixel_weights, label_smoothing,
+                      reduction, validate):
+    problem = prepare_multiclass(function, input, target, class_dim=class_dim,
+                                 from_logits=from_logits, ignore_index=ignore_index, mask=mask,
+                                 pixel_weights=pixel_weights, class_weights=class_weights,
+                                 beta=beta, validate=validate)
+    if focal and (gamma != 0 or alpha is not None):
+        loss, ts = _softmax_focal(problem, gamma, alpha, label_smoothing)
+    else:
+        loss, _, _, ts, _ = multiclass_terms(problem, label_smoothing=label_smoothing,
+                                             want_ce=True, want_stats=False)
+    w = problem.class_weights
+    if problem.labels is not None:
+        normaliser = ts.sum() if w is None else (ts * w).sum()
+    else:
+        normaliser = problem.v.sum() if problem.v is not None else \
+            torch.tensor(float(loss.numel()), dtype=loss.dtype, device=loss.device)
+    return _reduce_pixels(loss, reduction, normaliser, problem.pixel_shape, input.dtype)
+
+
+def _softmax_focal(problem, gamma, alpha, label_smoothing):
+    """``Σ_c w_c α_c q_c (1-p_c)^γ (-log p_c)`` by autograd (focal loss has no fused path)."""
+    axis = problem.axis
+    if problem.probabilities is None:
+        logp = torch.log_softmax(problem.x, axis)
+        p = logp.exp()
+    else:
+        p = problem.probabilities
+        logp = torch.log(p)
+    num_classes = p.shape[axis]
+    term = (1 - p).clamp_min(torch.finfo(p.dtype).tiny) ** gamma * -logp
+    scale = problem.class_weights
+    if alpha is not None:
+        a = torch.as_tensor(alpha, dtype=p.dtype, device=p.device)
+        a = a.expand(num_classes) if a.ndim == 0 else a
+        scale = a if scale is None else scale * a
+    if scale is not None:
+        term = term * (scale.view(1, -1, 1) if axis == 1 else scale.view(1, 1, -1))
+    eps = label_smoothing
+    if problem.labels is not None:
+        loss = term.gather(axis, problem.labels.unsqueeze(axis)).squeeze(axis)
+        if eps:
+            loss = loss * (1 - eps) + term.sum(axis) * (eps / num_classes)
+        ts = _label_totals(problem)
+    else:
+        q = problem.dense if not eps else problem.dense * (1 - eps) + eps / num_classes
+        loss = (q * term).sum(axis)
+        ts = None
+    if problem.v is not None:
+        loss = loss * problem.v
+    return loss, ts
+
+
+def _label_totals(problem):
+    labels, v = problem.labels, problem.v
+    num_classes = problem.x.shape[problem.axis]
+    values = v if v is not None else torch.ones(labels.shape, dtype=problem.x.dtype,
+                                                device=labels.device)
+    return torch.zeros(labels.shape[0], num_classes, dtype=values.dtype,
+                       device=labels.device).scatter_add(1, labels, values)
+
+
+def _sigmoid_pixel(function, input, target, *, mode, focal, gamma, alpha, class_dim,
+                   from_logits, ignore_index, mask, class_weights, pixel_weights, pos_weight,
+                   label_smoothing, reduction, validate):
+    problem = prepare_sigmoid(function, input, target, mode=mode, class_dim=class_dim,
+                              from_logits=from_logits, ignore_index=ignore_index, mask=mask,
+                              pixel_weights=pixel_weights, class_weights=class_weights,
+                              pos_weight=pos_weight, label_smoothing=label_smoothing,
+                              validate=validate)
+    p, logp, log1mp = sigmoid_parts(problem, from_logits)
+    loss = binary_terms(problem, logp, log1mp)
+    if focal and (gamma != 0 or alpha is not None):
+        y = problem.smoothed
+        if gamma != 0:
+            p_t = p * y + (1 - p) * (1 - y)
+            loss = loss * (1 - p_t).clamp_min(torch.finfo(p.dtype).tiny) ** gamma
+        if alpha is not None:
+            a = torch.as_tensor(alpha, dtype=p.dtype, device=p.device)
+            if a.ndim == 1:
+                shape = [1] * p.ndim
+                shape[problem.class_dim] = -1
+                a = a.view(shape)
+            loss = loss * (a * y + (1 - a) * (1 - y))
+    v = problem.v
+    if v is not None:
+        loss = loss * v
+        normaliser = v.expand_as(loss).sum() if v.shape != loss.shape else v.sum()
+    else:
+        normaliser = torch.tensor(float(loss.numel()), dtype=loss.dtype, device=loss.device)
+    return _reduce_pixels(loss, reduction, normaliser, problem.output_shape, input.dtype)
+
+
+def _pixel_loss(function, input, target, *, mode, focal=False, gamma=0.0, alpha=None,
+                class_dim, from_logits, ignore_index, mask, class_weights, beta, pixel_weights,
+                pos_weight, label_smoothing, reduction, validate, impl):
+    check_pixel_options(function, mode=mode, reduction=reduction, label_smoothing=label_smoothing,
+                        impl=impl, class_weights=class_weights, beta=beta)
+    resolve_impl(function, impl, input)
+    if focal:
+        check_number(function, "gamma", gamma)
+        check_alpha(function, alpha, mode)
+    common = dict(class_dim=class_dim, from_logits=from_logits, ignore_index=ignore_index,
+                  mask=mask, class_weights=class_weights, pixel_weights=pixel_weights,
+                  label_smoothing=label_smoothing, reduction=reduction, validate=validate)
+    if mode == "multiclass":
+        if pos_weight is not None:
+            raise fail(function, "pos_weight", "be None for mode='multiclass' (it weighs the "
+                       "positive term of a sigmoid)", "a value", "Use class_weights= instead.")
+        total = _multiclass_pixel(function, input, target, focal=focal, gamma=gamma,
+                                  alpha=alpha, beta=beta, **common)
+    else:
+        total = _sigmoid_pixel(function, input, target, mode=mode, focal=focal, gamma=gamma,
+                               alpha=alpha, pos_weight=pos_weight, **common)
+    return total if reduction == "none" else _output_dtype(total, input.dtype)
+
+
+def cross_entropy(input, target, *, mode="multiclass", class_dim=1, from_logits=True,
+                  ignore_index=None, mask=None, class_weights=None, beta=0.999,
+                  pixel_weights=None, pos_weight=None, label_smoothing=0.0, reduction="mean",
+                  validate=True, impl="auto"):
+    r"""Pixel-wise cross-entropy (softmax over the class axis; sigmoid for binary/multilabel).
+
+    .. math::
+        \ell_i = -v_i \sum_c w_c\, q_{ic} \log p_{ic},\qquad p_i = \mathrm{softmax}(x_i)
+
+    where
+        - :math:`x_i` are the logits of pixel *i* along ``class_dim``;
+        - :math:`q_{ic}` is the target (one-hot for an index map, or the given soft target)
+          after label smoothing, :math:`q = (1-\varepsilon) y + \varepsilon / C`;
+        - :math:`w_c` are ``class_weights`` (1 if None), fixed or computed from the batch;
+        - :math:`v_i` is the pixel weight: ``mask · pixel_weights``, 0 at ``ignore_index``.
+
+    Args:
+        input: logits (or probabilities with ``from_logits=False``), ``(N, C, *spatial)`` with
+            the class axis at ``class_dim``.
+        target: an integer index map ``(N, *spatial)`` (uint8/int16/int32/int64), or a one-hot
+            / soft target of the input's shape.
+        mode: ``"multiclass"``; ``"binary"``/``"multilabel"`` give :func:`binary_cross_entropy`.
+        class_dim: the class axis of ``input`` (``-1`` for channels-last tensors).
+        from_logits: ``False`` when ``input`` holds probabilities (renormalised over C and
+            clipped to ``[1e-7, 1 - 1e-7]`` in the input's dtype, as Keras 3).
+        ignore_index: an int or a sequence of ints; those pixels count nowhere.
+        mask: bool/float ``(N, *spatial)``; 0 removes a pixel (use it for float targets).
+        class_weights: length-C weights, or a strategy computed from the batch's labels:
+            ``"inverse_frequency"``, ``"inverse_sqrt_frequency"``, ``"median_frequency"``,
+            ``"effective_number"`` (uses ``beta``), ``"log_inverse"``.
+        beta: the effective-number β.
+        pixel_weights: float ``(N, *spatial)`` multiplying each pixel (e.g.
+            :func:`unet_weight_map`).
+        pos_weight: sigmoid modes only.
+        label_smoothing: ε in ``[0, 1]``.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        validate: check label / probability values (one host sync); ``False`` skips it.
+        impl: ``"auto"`` or ``"torch"``.
+
+    Returns:
+        ``"none"``: the per-pixel loss ``(N, *spatial)`` in the input's dtype. ``"sum"``:
+        :math:`\sum_i \ell_i`. ``"mean"``: :math:`\sum_i \ell_i / \sum_i v_i w_{y_i}` for an
+        index map (PyTorch's weighted mean) and :math:`\sum_i \ell_i / \sum_i v_i` for a float
+        target; 0 (with zero gradient) when every pixel is ignored. Reduced values are float32
+        for fp16/bf16 input.
+
+    Example:
+        >>> import torch
+        >>> logits = torch.randn(2, 4, 8, 8)
+        >>> labels = torch.randint(0, 4, (2, 8, 8))
+        >>> cross_entropy(logits, labels, ignore_index=255).shape
+        torch.Size([])
+        >>> cross_entropy(logits, labels, reduction="none").shape
+        torch.Size([2, 8, 8])
+
+    References:
+        Eigen & Fergus, ICCV 2015 (median-frequency weights); Szegedy et al., CVPR 2016
+        (label smoothing).
+    """
+    return _pixel_loss("cross_entropy", input, target, mode=mode, class_dim=class_dim,
+                       from_logits=from_logits, ignore_index=ignore_index, mask=mask,
+                       class_weights=class_weights, beta=beta, pixel_weights=pixel_weights,
+                       pos_weight=pos_weight, label_smoothing=label_smoothing,
+                       reduction=reduction, validate=validate, impl=impl)
+
+
+def binary_cross_entropy(input, target, *, mode="binary", class_dim=1, from_logits=True,
+                         ignore_index=None, mask=None, class_weights=None, beta=0.999,
+                         pixel_weights=None, pos_weight=None, label_smoothing=0.0,
+                         reduction="mean", validate=True, impl="auto"):
+    r"""Binary cross-entropy per element (sigmoid of each channel).
+
+    .. math::
+        \ell_{ic} = -v_i w_c \big[\, pw_c\, y'_{ic} \log \sigma(z_{ic})
+                    + (1 - y'_{ic}) \log(1 - \sigma(z_{ic})) \,\big]
+
+    where
+        - :math:`z` are logits (computed stably as softplus), or probabilities with
+          ``from_logits=False`` (clipped to ``[1e-7, 1 - 1e-7]`` in the input's dtype);
+        - :math:`y' = (1-\varepsilon) y + \varepsilon/2` is the label-smoothed target;
+        - :math:`pw_c` is ``pos_weight`` along ``class_dim``; :math:`w_c` are ``class_weights``;
+          ``class_weights="balanced"`` instead weights positives by the batch's fraction of
+          negatives and negatives by the fraction of positives (HED, Xie & Tu 2015);
+        - :math:`v_i` is the pixel weight (``mask · pixel_weights``, 0 at ignored elements).
+
+    Args:
+        input: ``(N, 1, *spatial)`` or ``(N, *spatial)`` for ``mode="binary"``,
+            ``(N, C, *spatial)`` for ``"multilabel"``.
+        target: the input's shape; float in [0, 1] or integer {0, 1} (plus ``ignore_index``).
+        Other options as :func:`cross_entropy`.
+
+    Returns:
+        ``"none"``: the input's shape. ``"sum"``; ``"mean"``: over valid elements
+        :math:`\sum \ell / \sum v` (class weights are not in the denominator, like
+        ``torch.nn.functional.binary_cross_entropy_with_logits``).
+
+    Example:
+        >>> import torch
+        >>> logits = torch.randn(2, 1, 8, 8)
+        >>> masks = torch.randint(0, 2, (2, 1, 8, 8))
+        >>> binary_cross_entropy(logits, masks, pos_weight=[3.0]).shape
+        torch.Size([])
+
+    References:
+        Xie & Tu, "Holistically-Nested Edge Detection", ICCV 2015.
+    """
+    function = "binary_cross_entropy"
+    check_choice(function, "mode", mode, ("binary", "multilabel"))
+    return _pixel_loss(function, input, target, mode=mode, class_dim=class_dim,
+                       from_logits=from_logits, ignore_index=ignore_index, mask=mask,
+                       class_weights=class_weights, beta=beta, pixel_weights=pixel_weights,
+                       pos_weight=pos_weight, label_smoothing=label_smoothing,
+                       reduction=reduction, validate=validate, impl=impl)
+
+
+def focal_loss(input, target, *, mode="multiclass", gamma=2.0, alpha=None, class_dim=1,
+               from_logits=True, ignore_index=None, mask=None, class_weights=None, beta=0.999,
+               pixel_weights=None, pos_weight=None, label_smoothing=0.0, reduction="mean",
+               validate=True, impl="auto"):
+    r"""Focal loss (Lin et al. 2017), softmax or sigmoid by ``mode``.
+
+    .. math::
+        \ell_i = -v_i \sum_c w_c\, \alpha_c\, q_{ic} (1 - p_{ic})^{\gamma} \log p_{ic}
+        \quad\text{(multiclass)},\qquad
+        \ell_{ic} = v_i\, \alpha_t (1 - p_t)^{\gamma}\, \mathrm{BCE}_{ic}
+        \quad\text{(sigmoid)}
+
+    where
+        - :math:`\gamma \ge 0` focuses on hard pixels; ``gamma=0`` and ``alpha=None`` is
+          exactly :func:`cross_entropy` / :func:`binary_cross_entropy`;
+        - multiclass ``alpha``: one weight per class, or a scalar scaling every class
+          (Keras ``CategoricalFocalCrossentropy``);
+        - sigmoid ``alpha`` (scalar or per channel, in [0, 1]): :math:`\alpha_t = \alpha y' +
+          (1-\alpha)(1-y')`, and :math:`p_t = p y' + (1-p)(1-y')`;
+        - :math:`\mathrm{BCE}_{ic}` is the element of :func:`binary_cross_entropy` (with
+          ``pos_weight`` and ``class_weights``).
+
+    Returns:
+        As :func:`cross_entropy` (multiclass) or :func:`binary_cross_entropy` (sigmoid modes);
+        ``alpha`` never enters the ``"mean"`` denominator.
+
+    Example:
+        >>> import torch
+        >>> logits, labels = torch.randn(2, 3, 8, 8), torch.randint(0, 3, (2, 8, 8))
+        >>> bool(focal_loss(logits, labels, gamma=0.0) == cross_entropy(logits, labels))
+        True
+
+    References:
+        Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017.
+    """
+    return _pixel_loss("focal_loss", input, target, mode=mode, focal=True, gamma=gamma,
+                       alpha=alpha, class_dim=class_dim, from_logits=from_logits,
+                       ignore_index=ignore_index, mask=mask, class_weights=class_weights,
+                       beta=beta, pixel_weights=pixel_weights, pos_weight=pos_weight,
+                       label_smoothing=label_smoothing, reduction=reduction, validate=validate,
+                       impl=impl)
+
+
+# --------------------------------------------------------------------------------------------
+# Region losses
+
+
+def _region_stats(function, input, target, *, mode, soft_label, class_dim, from_logits,
+                  ignore_index, mask, class_weights, beta, pixel_weights, validate,
+                  want_ce=False, label_smoothing=0.0, pos_weight=None):
+    """Statistics (and, for compounds, the pixel loss from the same activation)."""
+    if mode == "multiclass":
+        problem = prepare_multiclass(function, input, target, class_dim=class_dim,
+                                     from_logits=from_logits, ignore_index=ignore_index,
+                                     mask=mask, pixel_weights=pixel_weights,
+                                     class_weights=class_weights, beta=beta, validate=validate)
+        ce, tp, ps, ts, l1 = multiclass_terms(problem, label_smoothing=label_smoothing,
+                                              want_ce=want_ce, want_stats=True,
+                                              want_l1=soft_label and problem.dense is not None)
+        pixel = None
+        if want_ce:
+            w = problem.class_weights
+            if problem.labels is not None:
+                normaliser = ts.sum() if w is None else (ts * w).sum()
+            else:
+                normaliser = problem.v.sum() if problem.v is not None else \
+                    torch.tensor(float(ce.numel()), dtype=ce.dtype, device=ce.device)
+            pixel = (ce, normaliser, problem.pixel_shape)
+        return (tp, ps, ts, l1), problem.class_weights, pixel
+    problem = prepare_sigmoid(function, input, target, mode=mode, class_dim=class_dim,
+                              from_logits=from_logits, ignore_index=ignore_index, mask=mask,
+                              pixel_weights=pixel_weights, class_weights=class_weights,
+                              pos_weight=pos_weight, label_smoothing=label_smoothing,
+                              validate=validate)
+    p, logp, log1mp = sigmoid_parts(problem, from_logits)
+    stats = sigmoid_stats(problem, p, want_l1=soft_label and target.is_floating_point())
+    pixel = None
+    if want_ce:
+        loss = binary_terms(problem, logp, log1mp)
+        v = problem.v
+        if v is not None:
+            loss = loss * v
+            normaliser = v.expand_as(loss).sum() if v.shape != loss.shape else v.sum()
+        else:
+            normaliser = torch.tensor(float(loss.numel()), dtype=loss.dtype, device=loss.device)
+        pixel = (loss, normaliser, problem.output_shape)
+    return stats, problem.class_weights, pixel
+
+
+def tversky_loss(input, target, *, mode="multiclass", alpha=0.5, beta=0.5, gamma=1.0,
+                 smooth=1.0, absent="include", aggregate="image", include_background=True,
+                 soft_label=False, class_dim=1, from_logits=True, ignore_index=None, mask=None,
+                 class_weights=None, weight_beta=0.999, pixel_weights=None, reduction="mean",
+                 validate=True, impl="auto"):
+    r"""Tversky loss (Salehi et al. 2017); focal-Tversky (Abraham & Khan 2019) for γ ≠ 1.
+
+    .. math::
+        L_{nc} = (1 - T_{nc})^{\gamma},\qquad
+        T_{nc} = \frac{TP_{nc} + s}{TP_{nc} + \alpha\, FP_{nc} + \beta\, FN_{nc} + s}
+
+    where, with :math:`p` the softmax (multiclass) or sigmoid probabilities, :math:`t` the
+    one-hot / soft target and :math:`v_i` the pixel weight (0 at ignored pixels),
+        - :math:`TP_{nc} = \sum_i v_i p_{ic} t_{ic}`, :math:`FP_{nc} = \sum_i v_i p_{ic}(1 -
+          t_{ic})`, :math:`FN_{nc} = \sum_i v_i (1 - p_{ic}) t_{ic}`, over the pixels of image
+          *n* (``aggregate="image"``) or of the whole batch (``"batch"``);
+        - α weighs false positives and β false negatives (as MONAI; Keras 3.15's ``Tversky``
+          swaps them); :math:`s` is ``smooth``; :math:`T := 1` where the denominator is 0;
+        - ``soft_label=True`` uses :math:`TP = (\sum p + \sum t - \sum |p - t|)/2`, minimised
+          at :math:`p = t` for soft targets (equal to the default for hard targets).
+
+    Args:
+        alpha, beta, gamma: the Tversky weights and focal exponent (all >= 0).
+        smooth: added to numerator and denominator.
+        absent: ``"include"`` keeps (image, class) pairs with an empty target in the mean (a
+            clean prediction scores ≈ 0, false positives ≈ 1); ``"exclude"`` drops them.
+        aggregate: ``"image"`` or ``"batch"``.
+        include_background: ``False`` drops class 0 (multiclass).
+        class_weights: weights of the class mean (static, or a strategy as in
+            :func:`cross_entropy`, using ``weight_beta`` for ``"effective_number"``).
+        Other options as :func:`cross_entropy`.
+
+    Returns:
+        ``"none"``: :math:`w_c L_{nc}`, shape ``(N, C)`` (``(C,)`` for ``aggregate="batch"``;
+        one column less without background; excluded pairs are 0). ``"sum"``: their sum.
+        ``"mean"``: :math:`\sum w_c L_{nc} / \sum w_c` over the kept pairs (0 if none is kept).
+
+    Example:
+        >>> import torch
+        >>> logits, labels = torch.randn(2, 3, 16, 16), torch.randint(0, 3, (2, 16, 16))
+        >>> tversky_loss(logits, labels, alpha=0.3, beta=0.7, reduction="none").shape
+        torch.Size([2, 3])
+
+    References:
+        Salehi et al., "Tversky loss function for image segmentation", MLMI 2017.
+        Abraham & Khan, "A novel focal Tversky loss function", ISBI 2019.
+    """
+    function = "tversky_loss"
+    check_region_options(function, mode=mode, reduction=reduction, smooth=smooth, absent=absent,
+                         aggregate=aggregate, include_background=include_background, impl=impl,
+                         class_weights=class_weights, weight_beta=weight_beta, alpha=alpha,
+                         beta=beta, gamma=gamma, weight_beta_name="weight_beta")
+    return _region(function, input, target, mode=mode, alpha=alpha, beta=beta, gamma=gamma,
+                   smooth=smooth, absent=absent, aggregate=aggregate,
+                   include_background=include_background, soft_label=soft_label,
+                   class_dim=class_dim, from_logits=from_logits, ignore_index=ignore_index,
+                   mask=mask, class_weights=class_weights, weight_beta=weight_beta,
+                   pixel_weights=pixel_weights, reduction=reduction, validate=validate,
+                   impl=impl)
+
+
+def _region(function, input, target, *, mode, alpha, beta, gamma, smooth, absent, aggregate,
+            include_background, soft_label, class_dim, from_logits, ignore_index, mask,
+            class_weights, weight_beta, pixel_weights, reduction, validate, impl):
+    resolve_impl(function, impl, input)
+    stats, weights, _ = _region_stats(function, input, target, mode=mode, soft_label=soft_label,
+                                      class_dim=class_dim, from_logits=from_logits,
+                                      ignore_index=ignore_index, mask=mask,
+                                      class_weights=class_weights, beta=weight_beta,
+                                      pixel_weights=pixel_weights, validate=validate)
+    loss = region_loss(*stats, alpha=alpha, beta=beta, gamma=gamma, smooth=smooth,
+                       absent=absent, aggregate=aggregate, include_background=include_background,
+                       class_weights=weights, reduction=reduction)
+    return loss if reduction == "none" else _output_dtype(loss, input.dtype)
+
+
+def _dice_family(function, alpha, beta, smooth_scale, input, target, *, mode, smooth, absent,
+                 aggregate,
+                 include_background, soft_label, class_dim, from_logits, ignore_index, mask,
+                 class_weights, beta_weights, pixel_weights, reduction, validate, impl):
+    check_region_options(function, mode=mode, reduction=reduction, smooth=smooth, absent=absent,
+                         aggregate=aggregate, include_background=include_background, impl=impl,
+                         class_weights=class_weights, weight_beta=beta_weights)
+    return _region(function, input, target, mode=mode, alpha=alpha, beta=beta, gamma=1.0,
+                   smooth=smooth * smooth_scale, absent=absent, aggregate=aggregate,
+                   include_background=include_background, soft_label=soft_label,
+                   class_dim=class_dim, from_logits=from_logits, ignore_index=ignore_index,
+                   mask=mask, class_weights=class_weights, weight_beta=beta_weights,
+                   pixel_weights=pixel_weights, reduction=reduction, validate=validate,
+                   impl=impl)
+
+
+def dice_loss(input, target, *, mode="multiclass", smooth=1.0, absent="include",
+              aggregate="image", include_background=True, soft_label=False, class_dim=1,
+              from_logits=True, ignore_index=None, mask=None, class_weights=None, beta=0.999,
+              pixel_weights=None, reduction="mean", validate=True, impl="auto"):
+    r"""Soft Dice loss (Milletari et al. 2016), ``1 - D`` per (image, class).
+
+    .. math::
+        D_{nc} = \frac{2\,TP_{nc} + s}{2\,TP_{nc} + FP_{nc} + FN_{nc} + s}
+
+    the smoothing convention of MONAI, smp and nnU-Net; :math:`D := 1` where the denominator
+    is 0. Statistics, options and reductions are those of :func:`tversky_loss` (Dice with
+    smooth ``s`` equals Tversky α = β = 0.5 with smooth ``s/2``); ``beta`` is the
+    effective-number β of the class-weight strategy.
+
+    Example:
+        >>> import torch
+        >>> labels = torch.randint(0, 3, (2, 16, 16))
+        >>> perfect = 100.0 * torch.nn.functional.one_hot(labels, 3).movedim(-1, 1).float()
+        >>> round(float(dice_loss(perfect, labels)), 6)
+        0.0
+
+    References:
+        Milletari et al., "V-Net", 3DV 2016.
+    """
+    # Dice with smooth s is Tversky(α = β = 1/2) with smooth s/2
+    return _dice_family("dice_loss", 0.5, 0.5, 0.5, input, target, mode=mode, smooth=smooth,
+                        absent=absent, aggregate=aggregate,
+                        include_background=include_background, soft_label=soft_label,
+                        class_dim=class_dim, from_logits=from_logits, ignore_index=ignore_index,
+                        mask=mask, class_weights=class_weights, beta_weights=beta,
+                        pixel_weights=pixel_weights, reduction=reduction, validate=validate,
+                        impl=impl)
+
+
+def jaccard_loss(input, target, *, mode="multiclass", smooth=1.0, absent="include",
+                 aggregate="image", include_background=True, soft_label=False, class_dim=1,
+                 from_logits=True, ignore_index=None, mask=None, class_weights=None, beta=0.999,
+                 pixel_weights=None, reduction="mean", validate=True, impl="auto"):
+    r"""Soft Jaccard (IoU) loss, ``1 - J`` per (image, class).
+
+    .. math::
+        J_{nc} = \frac{TP_{nc} + s}{TP_{nc} + FP_{nc} + FN_{nc} + s}
+
+    Tversky with α = β = 1; at ``smooth=0``, ``J = D / (2 - D)``. Options and reductions as
+    :func:`tversky_loss`.
+
+    Example:
+        >>> import torch
+        >>> logits, labels = torch.randn(2, 3, 16, 16), torch.randint(0, 3, (2, 16, 16))
+        >>> float(jaccard_loss(logits, labels)) > float(dice_loss(logits, labels))
+        True
+
+    References:
+        Rahman & Wang, "Optimizing intersection-over-union in deep neural networks", ISVC 2016.
+    """
+    return _dice_family("jaccard_loss", 1.0, 1.0, 1.0, input, target, mode=mode, smooth=smooth,
+                        absent=absent, aggregate=aggregate,
+                        include_background=include_background, soft_label=soft_label,
+                        class_dim=class_dim, from_logits=from_logits, ignore_index=ignore_index,
+                        mask=mask, class_weights=class_weights, beta_weights=beta,
+                        pixel_weights=pixel_weights, reduction=reduction, validate=validate,
+                        impl=impl)
+
+
+def dice_ce_loss(input, target, *, mode="multiclass", lambda_ce=1.0, lambda_dice=1.0,
+                 smooth=1.0, absent="include", aggregate="image", include_background=True,
+                 soft_label=False, label_smoothing=0.0, pos_weight=None, class_dim=1,
+                 from_logits=True, ignore_index=None, mask=None, class_weights=None, beta=0.999,
+                 pixel_weights=None, reduction="mean", validate=True, impl="auto"):
+    r"""Dice + cross-entropy (multiclass) or BCE-Dice (binary / multilabel), one activation.
+
+    .. math::
+        L = \lambda_{ce}\, \mathrm{CE} + \lambda_{dice}\, \mathrm{Dice}
+
+    with CE as :func:`cross_entropy` (or :func:`binary_cross_entropy`) and Dice as
+    :func:`dice_loss`, both reduced the same way (``"mean"`` or ``"sum"``). The softmax or
+    sigmoid, the target adapter, ``ignore_index``/``mask``/``pixel_weights`` and
+    ``class_weights`` are shared by both terms; ``label_smoothing`` and ``pos_weight`` apply to
+    the CE term, ``smooth``, ``absent``, ``aggregate``, ``include_background`` and
+    ``soft_label`` to the Dice term (as MONAI ``DiceCELoss``). ``class_weights="balanced"``
+    weighs the BCE only.
+
+    Example:
+        >>> import torch
+        >>> logits = torch.randn(4, 7, 32, 32, requires_grad=True)
+        >>> labels = torch.randint(0, 7, (4, 32, 32))
+        >>> loss = dice_ce_loss(logits, labels, ignore_index=255,
+        ...                     class_weights="median_frequency")
+        >>> loss.backward()
+        >>> logits.grad.shape
+        torch.Size([4, 7, 32, 32])
+
+    References:
+        Isensee et al., "nnU-Net", Nature Methods 2021 (Dice + CE as the default loss).
+    """
+    function = "dice_ce_loss"
+    combine_reduction_check(function, reduction)
+    check_number(function, "lambda_ce", lambda_ce)
+    check_number(function, "lambda_dice", lambda_dice)
+    check_number(function, "label_smoothing", label_smoothing, low=0.0, high=1.0)
+    region_weights = None if class_weights == "balanced" else class_weights
+    check_region_options(function, mode=mode, reduction=reduction, smooth=smooth, absent=absent,
+                         aggregate=aggregate, include_background=include_background, impl=impl,
+                         class_weights=region_weights, weight_beta=beta)
+    resolve_impl(function, impl, input)
+    if mode == "multiclass" and pos_weight is not None:
+        raise fail(function, "pos_weight", "be None for mode='multiclass' (it weighs the "
+                   "positive term of a sigmoid)", "a value", "Use class_weights= instead.")
+    stats, weights, (ce, normaliser, shape) = _region_stats(
+        function, input, target, mode=mode, soft_label=soft_label, class_dim=class_dim,
+        from_logits=from_logits, ignore_index=ignore_index, mask=mask,
+        class_weights=class_weights, beta=beta, pixel_weights=pixel_weights, validate=validate,
+        want_ce=True, label_smoothing=label_smoothing, pos_weight=pos_weight)
+    dice = region_loss(*stats, alpha=0.5, beta=0.5, gamma=1.0, smooth=smooth / 2, absent=absent,
+                       aggregate=aggregate, include_background=include_background,
+                       class_weights=weights, reduction=reduction)
+    pixel = _reduce_pixels(ce, reduction, normaliser, shape, input.dtype)
+    return _output_dtype(lambda_ce * pixel + lambda_dice * dice, input.dtype)
