@@ -7,7 +7,7 @@
 """
 
 from .._weights import class_weights_from_counts
-# TEMP from ..stats import ClassStats
+from ..stats import ClassStats
 from .functional import (
     binary_cross_entropy,
     cross_entropy,

@@ -7,6 +7,7 @@ cost nothing. Sigmoid modes stay in their own layout (everything there is elemen
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -132,22 +133,24 @@ def _clip(probabilities: torch.Tensor) -> torch.Tensor:
 def _as_3d(x: torch.Tensor, class_dim: int) -> tuple[torch.Tensor, int]:
     """View ``x`` as (N, C, S) or (N, S, C) without copying when the strides allow it."""
     n, c = x.shape[0], x.shape[class_dim]
+    s = math.prod(size for axis, size in enumerate(x.shape) if axis not in (0, class_dim))
     moved = x.movedim(class_dim, 1)
     try:
-        return moved.view(n, c, -1), 1
+        return moved.view(n, c, s), 1
     except RuntimeError:
         pass
     try:
-        return x.movedim(class_dim, -1).view(n, -1, c), 2
+        return x.movedim(class_dim, -1).view(n, s, c), 2
     except RuntimeError:
-        return moved.reshape(n, c, -1), 1  # arbitrary strides: one copy
+        return moved.reshape(n, c, s), 1  # arbitrary strides: one copy
 
 
 def _arrange_like(t: torch.Tensor, class_dim: int, axis: int) -> torch.Tensor:
     n, c = t.shape[0], t.shape[class_dim]
+    s = math.prod(size for a, size in enumerate(t.shape) if a not in (0, class_dim))
     if axis == 1:
-        return t.movedim(class_dim, 1).reshape(n, c, -1)
-    return t.movedim(class_dim, -1).reshape(n, -1, c)
+        return t.movedim(class_dim, 1).reshape(n, c, s)
+    return t.movedim(class_dim, -1).reshape(n, s, c)
 
 
 def prepare_multiclass(function: str, input, target, *, class_dim: int, from_logits: bool,
@@ -162,16 +165,16 @@ def prepare_multiclass(function: str, input, target, *, class_dim: int, from_log
                    "mode='multiclass'", f"C={num_classes} (shape {shape_text(input.shape)})",
                    "Use mode='binary' for a single sigmoid channel.")
     pixel_shape = tuple(s for axis, s in enumerate(input.shape) if axis != class_dim)
-    is_index = False
-    if tuple(target.shape) == tuple(input.shape):
-        if target.shape[class_dim] == 1 and target.dtype in _INDEX_DTYPES:
-            is_index = True
+    squeezable = target.ndim == input.ndim and target.shape[class_dim] == 1 and \
+        tuple(target.squeeze(class_dim).shape) == pixel_shape and target.dtype in _INDEX_DTYPES
+    if squeezable:  # (N, 1, *spatial) integer labels: an index map, never broadcast
+        target, is_index = target.squeeze(class_dim), True
+    elif tuple(target.shape) == tuple(input.shape):
+        is_index = False
     elif tuple(target.shape) == pixel_shape:
         is_index = True
     else:
         raise target_shape_error(function, "multiclass", input.shape, target.shape, class_dim)
-    if is_index and tuple(target.shape) == tuple(input.shape):
-        target = target.squeeze(class_dim)
     if is_index and target.dtype not in _INDEX_DTYPES:
         raise fail(function, "target", f"be an integer index map for shape "
                    f"{shape_text(pixel_shape)}", f"dtype {target.dtype}",
@@ -202,7 +205,7 @@ def prepare_multiclass(function: str, input, target, *, class_dim: int, from_log
     labels = dense = None
     valid = None
     if is_index:
-        flat = target.reshape(n, -1)
+        flat = target.reshape(n, math.prod(pixel_shape[1:]))
         ignored = None
         if ignore:
             ignored = torch.isin(flat, torch.tensor(ignore, device=flat.device))
@@ -242,7 +245,8 @@ def prepare_multiclass(function: str, input, target, *, class_dim: int, from_log
                            "without NaN/Inf", _sample(target[bad]))
         dense = _arrange_like(target.to(dtype), class_dim, axis)
 
-    flat_side = [None if m is None else m.reshape(n, -1).to(dtype) for m in (mask, pixel_weights)]
+    flat_side = [None if m is None else m.reshape(n, math.prod(pixel_shape[1:])).to(dtype)
+                 for m in (mask, pixel_weights)]
     counting = _combine(valid, flat_side[0])  # validity for class frequencies
     v = _combine(counting, flat_side[1])
 
