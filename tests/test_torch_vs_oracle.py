@@ -8,8 +8,8 @@ import torch
 
 import seglosses.numpy as oracle
 import seglosses.torch as sl
-from cases import CASES, make_case
 from _helpers import assert_grad_close, numerical_gradient, to_torch, torch_kwargs
+from cases import CASES, make_case
 
 
 def _run_torch(case, dtype, seed=0, upstream=None):

@@ -71,8 +71,8 @@ def strategy_weights(counts, method: str, beta: float = 0.999):
         # and the two middle entries among the k present ones are averaged.
         ordered = ops.sort(ops.where(present, freq, ops.full_like(freq, math.inf)))
         k, last = present.sum(), freq.shape[0] - 1
-        low = ordered[((k - 1) // 2).clip(0, last)]
-        high = ordered[(k // 2).clip(0, last)]
+        low = ordered.take(((k - 1) // 2).clip(0, last))  # take: no host sync in torch
+        high = ordered.take((k // 2).clip(0, last))
         weights = (0.5 * (low + high)) / freq
     elif method == "effective_number":
         weights = (1.0 - beta) / (1.0 - beta ** safe_counts)

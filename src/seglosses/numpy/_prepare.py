@@ -47,9 +47,12 @@ def clip_probabilities(x):
     """Clip to ``[eps, 1 - eps]`` in ``x``'s own dtype (Keras 3), then go to float64.
 
     In float32, ``1 - 1e-7`` rounds to ``1 - 2**-23``; Keras's published values depend on it.
+    In float16 it rounds to 1, which would clip nothing: the upper bound is then the largest
+    number below 1 (``1 - 2**-11``), so a probability of exactly 1 still gives a finite loss.
     """
     lo = np.asarray(EPS, dtype=x.dtype)
-    hi = np.asarray(1 - EPS, dtype=x.dtype)
+    hi = np.minimum(np.asarray(1 - EPS, dtype=x.dtype),
+                    np.asarray(1 - np.finfo(x.dtype).eps / 2, dtype=x.dtype))
     return np.clip(x, lo, hi).astype(np.float64)
 
 

@@ -131,17 +131,21 @@ class FusedSoftmax(torch.autograd.Function):
                                            want_ce=want_ce, want_stats=want_stats,
                                            want_l1=want_l1)
         del logp, p
-        ctx.save_for_backward(x, labels, dense, v, w)
+        saved = (x, labels, dense, v, w)
+        ctx.present = tuple(t is not None for t in saved)  # torch.compile wants no None here
+        ctx.save_for_backward(*[t for t in saved if t is not None])
         ctx.options = (label_smoothing, axis, want_ce, want_stats, want_l1)
         ctx.set_materialize_grads(False)
-        empty = x.new_zeros(0)
-        outputs = [empty if t is None else t for t in (ce, tp, ps, ts, l1)]
+        outputs = [x.new_zeros(0) if t is None else t for t in (ce, tp, ps, ts, l1)]
         ctx.mark_non_differentiable(outputs[3])
         return tuple(outputs)
 
     @staticmethod
     def backward(ctx, g_ce, g_tp, g_ps, g_ts, g_l1):
-        x, labels, dense, v, w = ctx.saved_tensors
+        stored, saved = list(ctx.saved_tensors), []
+        for kept in ctx.present:
+            saved.append(stored.pop(0) if kept else None)
+        x, labels, dense, v, w = saved
         eps, axis, want_ce, want_stats, want_l1 = ctx.options
         num_classes = x.shape[axis]
         g_ce = g_ce if want_ce else None

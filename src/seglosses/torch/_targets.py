@@ -125,15 +125,26 @@ def _check_probabilities(function: str, input: torch.Tensor) -> None:
                    _sample(input[bad]), "Pass raw scores with from_logits=True (the default).")
 
 
+_CLIP_HIGH = {  # computed once: no tensor work while torch.compile traces
+    dtype: min(torch.tensor(1.0 - PROBABILITY_EPS, dtype=dtype).item(),
+               1.0 - torch.finfo(dtype).eps / 2)
+    for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+}
+
+
 def _clip(probabilities: torch.Tensor) -> torch.Tensor:
-    # Clip in the input's own dtype (Keras 3): in float32 1 - 1e-7 rounds to 1 - 2**-23.
-    return probabilities.clamp(PROBABILITY_EPS, 1.0 - PROBABILITY_EPS)
+    """Clip to [eps, 1 - eps] in the input's own dtype (Keras 3).
+
+    In float32 ``1 - 1e-7`` rounds to ``1 - 2**-23`` (Keras's published values depend on it);
+    in float16/bfloat16 it rounds to 1, so the bound becomes the largest number below 1 there.
+    """
+    return probabilities.clamp(PROBABILITY_EPS, _CLIP_HIGH[probabilities.dtype])
 
 
 def _as_3d(x: torch.Tensor, class_dim: int) -> tuple[torch.Tensor, int]:
     """View ``x`` as (N, C, S) or (N, S, C) without copying when the strides allow it."""
     n, c = x.shape[0], x.shape[class_dim]
-    s = math.prod(size for axis, size in enumerate(x.shape) if axis not in (0, class_dim))
+    s = math.prod([size for axis, size in enumerate(x.shape) if axis not in (0, class_dim)])
     moved = x.movedim(class_dim, 1)
     try:
         return moved.view(n, c, s), 1
@@ -147,7 +158,7 @@ def _as_3d(x: torch.Tensor, class_dim: int) -> tuple[torch.Tensor, int]:
 
 def _arrange_like(t: torch.Tensor, class_dim: int, axis: int) -> torch.Tensor:
     n, c = t.shape[0], t.shape[class_dim]
-    s = math.prod(size for a, size in enumerate(t.shape) if a not in (0, class_dim))
+    s = math.prod([size for a, size in enumerate(t.shape) if a not in (0, class_dim)])
     if axis == 1:
         return t.movedim(class_dim, 1).reshape(n, c, s)
     return t.movedim(class_dim, -1).reshape(n, s, c)
