@@ -210,7 +210,9 @@ def test_sigmoid_focal_matches_monai(alpha):
 def test_dice_matches_smp(logits, labels):
     smp_losses = pytest.importorskip("segmentation_models_pytorch.losses")
     smp = smp_losses.DiceLoss("multiclass", from_logits=True, smooth=0.0, eps=1e-7)
-    # smp always aggregates over the batch and drops classes absent from the batch target
-    _close(sl.dice_loss(logits, labels.clamp(max=4), smooth=0.0, aggregate="batch",
-                        absent="exclude"),
-           smp(logits, labels.clamp(max=4)), rtol=1e-6, atol=1e-6)
+    # smp aggregates over the batch, zeroes classes absent from the batch target, and still
+    # divides by C: our batch Dice summed over the present classes, over C
+    labels = labels.clamp(max=3)  # class 4 absent
+    ours = sl.dice_loss(logits, labels, smooth=0.0, aggregate="batch", absent="exclude",
+                        reduction="sum") / logits.shape[1]
+    _close(ours, smp(logits, labels), rtol=1e-6, atol=1e-6)

@@ -115,14 +115,17 @@ def _region_loss(
         tp = np.sum(v * p * t, axis=spatial)
         fp = np.sum(v * p * (1.0 - t), axis=spatial)
         fn = np.sum(v * (1.0 - p) * t, axis=spatial)
+    # pairs without a single valid pixel (an image wholly ignored) carry no evidence
+    sum_v = np.sum(v * np.ones(p.shape), axis=spatial)
     if aggregate in ("batch", "global"):
-        tp, fp, fn, sum_t = (np.sum(s, axis=0, keepdims=True) for s in (tp, fp, fn, sum_t))
+        tp, fp, fn, sum_t, sum_v = (np.sum(s, axis=0, keepdims=True)
+                                    for s in (tp, fp, fn, sum_t, sum_v))
 
     index = index_of(tp, fp, fn)
     # Clamp at 0: soft_label statistics can leave 1 - T at -1e-16, and (-1e-16) ** 0.75 is NaN.
     loss = np.maximum(1.0 - index, 0.0) ** gamma  # (N, C) or (1, C)
 
-    kept = np.ones(loss.shape, dtype=bool)
+    kept = sum_v != 0
     if absent == "exclude":
         kept &= sum_t != 0
     if not include_background and mode == "multiclass":

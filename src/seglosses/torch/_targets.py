@@ -217,35 +217,8 @@ def prepare_multiclass(function: str, input, target, *, class_dim: int, from_log
     valid = None
     if is_index:
         flat = target.reshape(n, math.prod(pixel_shape[1:]))
-        ignored = None
-        if ignore:
-            ignored = torch.isin(flat, torch.tensor(ignore, device=flat.device))
-        if flat.dtype == torch.bool:
-            flat = flat.to(torch.uint8)
-        in_range = (flat >= 0) & (flat < num_classes) if flat.dtype != torch.uint8 else \
-            flat < num_classes
-        usable = in_range if ignored is None else in_range & ~ignored
-        if checking:
-            bad = ~in_range if ignored is None else ~in_range & ~ignored
-            if bool(bad.any()):
-                outside = sorted(set(torch.unique(flat[bad]).tolist()))
-                hint = ""
-                if len(outside) == 1 or all(v < 0 or v >= num_classes for v in outside):
-                    hint = (f"Did you mean ignore_index={outside[0]}?" if len(outside) == 1
-                            else f"Did you mean ignore_index={tuple(outside)}?")
-                raise fail(function, "target", f"hold class indices in [0, {num_classes}) or "
-                           f"an ignore_index {list(ignore) if ignore else '(none set)'}",
-                           f"values {outside[:8]}", hint)
-        labels = torch.where(usable, flat, torch.zeros((), dtype=flat.dtype,
-                                                       device=flat.device)).long()
-        if ignored is not None:
-            valid = (~ignored).to(dtype)
-        if not validate:
-            # an out-of-range label is never used as an index: its pixel becomes NaN instead
-            invalid = ~in_range if ignored is None else ~in_range & ~ignored
-            nan = torch.full((), float("nan"), dtype=dtype, device=flat.device)
-            valid = torch.where(invalid, nan, valid if valid is not None
-                                else torch.ones((), dtype=dtype, device=flat.device))
+        labels, valid = _index_labels(function, flat, ignore, num_classes, checking, validate,
+                                      dtype)
     else:
         if target.dtype == torch.bool or not target.is_floating_point():
             target = target.to(dtype)
@@ -269,6 +242,52 @@ def prepare_multiclass(function: str, input, target, *, class_dim: int, from_log
         weights = static_class_weights(function, class_weights, num_classes, x.device, dtype,
                                        check=checking)
     return Multiclass(x, axis, labels, dense, v, weights, pixel_shape, probabilities)
+
+
+def _index_labels(function, flat, ignore, num_classes, checking, validate, dtype):
+    """Labels safe to index with (ignored / invalid → 0) and the validity weight (or None)."""
+    if flat.dtype == torch.bool:
+        flat = flat.to(torch.uint8)
+    zero = torch.zeros((), dtype=flat.dtype, device=flat.device)
+    if not ignore and checking:
+        # the common case costs one min/max pass and no copy of int64 labels
+        if flat.numel():
+            low, high = torch.aminmax(flat)
+            if int(low) < 0 or int(high) >= num_classes:
+                _raise_labels(function, flat, (flat < 0) | (flat >= num_classes), ignore,
+                              num_classes)
+        return flat.long(), None
+    if len(ignore) == 1:
+        ignored = flat == ignore[0]
+    elif ignore:
+        ignored = torch.isin(flat, torch.tensor(ignore, device=flat.device))
+    else:
+        ignored = None
+    outside = (flat >= num_classes) if flat.dtype == torch.uint8 else \
+        (flat < 0) | (flat >= num_classes)
+    invalid = outside if ignored is None else outside & ~ignored
+    if checking and bool(invalid.any()):
+        _raise_labels(function, flat, invalid, ignore, num_classes)
+    unusable = invalid if ignored is None else invalid | ignored
+    labels = torch.where(unusable, zero, flat).long()
+    valid = None if ignored is None else (~ignored).to(dtype)
+    if not validate:
+        # an out-of-range label is never used as an index: its pixel becomes NaN instead
+        nan = torch.full((), float("nan"), dtype=dtype, device=flat.device)
+        one = torch.ones((), dtype=dtype, device=flat.device)
+        valid = torch.where(invalid, nan, one if valid is None else valid)
+    return labels, valid
+
+
+def _raise_labels(function, flat, bad, ignore, num_classes):
+    outside = sorted(set(torch.unique(flat[bad]).tolist()))
+    hint = ""
+    if all(v < 0 or v >= num_classes for v in outside):
+        hint = (f"Did you mean ignore_index={outside[0]}?" if len(outside) == 1
+                else f"Did you mean ignore_index={tuple(outside[:4])}?")
+    raise fail(function, "target", f"hold class indices in [0, {num_classes}) or an "
+               f"ignore_index {list(ignore) if ignore else '(none set)'}",
+               f"values {outside[:8]}", hint)
 
 
 def _class_counts(labels, dense, valid, axis, num_classes, dtype):

@@ -99,16 +99,19 @@ def _reduce_pixels(loss, reduction, normaliser, shape, input_dtype):
 
 
 def region_loss(tp, ps, ts, l1, *, alpha, beta, gamma, smooth, absent, aggregate,
-                include_background, class_weights, reduction):
+                include_background, class_weights, reduction, has_pixels=None):
     r"""Tversky-family loss from statistics: ``(1 - T)^γ`` per kept (image, class) pair.
 
     ``T = (TP + s) / (TP + α·FP + β·FN + s)`` and ``T := 1`` where the denominator is 0.
+    ``has_pixels`` ((N, C) or (N, 1), or None for all) marks pairs with at least one valid
+    pixel; the others (an image wholly ignored) leave the mean.
     """
     if l1 is not None:  # soft_label: the form minimised at p = t for soft targets
         tp = (ps + ts - l1) / 2
     fp, fn = ps - tp, ts - tp
     if aggregate == "batch":
         tp, fp, fn, ts = (s.sum(0, keepdim=True) for s in (tp, fp, fn, ts))
+        has_pixels = None if has_pixels is None else has_pixels.any(0, keepdim=True)
     numerator = tp + smooth
     denominator = tp + alpha * fp + beta * fn + smooth
     empty = denominator == 0
@@ -122,6 +125,9 @@ def region_loss(tp, ps, ts, l1, *, alpha, beta, gamma, smooth, absent, aggregate
         loss, ts = loss[:, 1:], ts[:, 1:]
         weights = None if weights is None else weights[1:]
     keep = torch.ones_like(loss) if absent == "include" else (ts > 0).to(loss.dtype)
+    if has_pixels is not None:
+        keep = keep * (has_pixels[:, 1:] if not include_background and
+                       has_pixels.shape[1] > 1 else has_pixels).to(loss.dtype)
     pair_weights = keep if weights is None else keep * weights
     weighted = loss * pair_weights
     if reduction == "none":
@@ -152,17 +158,23 @@ def _multiclass_pixel(function, input, target, *, focal, gamma, alpha, class_dim
                                  pixel_weights=pixel_weights, class_weights=class_weights,
                                  beta=beta, validate=validate)
     if focal and (gamma != 0 or alpha is not None):
-        loss, ts = _softmax_focal(problem, gamma, alpha, label_smoothing)
+        loss = _softmax_focal(problem, gamma, alpha, label_smoothing)
     else:
-        loss, _, _, ts, _ = multiclass_terms(problem, label_smoothing=label_smoothing,
-                                             want_ce=True, want_stats=False)
-    w = problem.class_weights
-    if problem.labels is not None:
-        normaliser = ts.sum() if w is None else (ts * w).sum()
-    else:
-        normaliser = problem.v.sum() if problem.v is not None else \
-            torch.tensor(float(loss.numel()), dtype=loss.dtype, device=loss.device)
-    return _reduce_pixels(loss, reduction, normaliser, problem.pixel_shape, input.dtype)
+        loss = multiclass_terms(problem, label_smoothing=label_smoothing, want_ce=True,
+                                want_stats=False)[0]
+    return _reduce_pixels(loss, reduction, _mean_normaliser(problem, loss), problem.pixel_shape,
+                          input.dtype)
+
+
+def _mean_normaliser(problem, loss):
+    """The "mean" denominator: Σ v_i w_{y_i} for an index map, Σ v_i for a float target."""
+    v, w, labels = problem.v, problem.class_weights, problem.labels
+    if labels is not None and w is not None:
+        weights = w[labels]
+        return (weights if v is None else weights * v).sum()
+    if v is not None:
+        return v.sum()
+    return torch.tensor(float(loss.numel()), dtype=loss.dtype, device=loss.device)
 
 
 def _softmax_focal(problem, gamma, alpha, label_smoothing):
@@ -188,23 +200,12 @@ def _softmax_focal(problem, gamma, alpha, label_smoothing):
         loss = term.gather(axis, problem.labels.unsqueeze(axis)).squeeze(axis)
         if eps:
             loss = loss * (1 - eps) + term.sum(axis) * (eps / num_classes)
-        ts = _label_totals(problem)
     else:
         q = problem.dense if not eps else problem.dense * (1 - eps) + eps / num_classes
         loss = (q * term).sum(axis)
-        ts = None
     if problem.v is not None:
         loss = loss * problem.v
-    return loss, ts
-
-
-def _label_totals(problem):
-    labels, v = problem.labels, problem.v
-    num_classes = problem.x.shape[problem.axis]
-    values = v if v is not None else torch.ones(labels.shape, dtype=problem.x.dtype,
-                                                device=labels.device)
-    return torch.zeros(labels.shape[0], num_classes, dtype=values.dtype,
-                       device=labels.device).scatter_add(1, labels, values)
+    return loss
 
 
 def _sigmoid_pixel(function, input, target, *, mode, focal, gamma, alpha, class_dim,
@@ -436,16 +437,9 @@ def _region_stats(function, input, target, *, mode, soft_label, class_dim, from_
         ce, tp, ps, ts, l1 = multiclass_terms(problem, label_smoothing=label_smoothing,
                                               want_ce=want_ce, want_stats=True,
                                               want_l1=soft_label and problem.dense is not None)
-        pixel = None
-        if want_ce:
-            w = problem.class_weights
-            if problem.labels is not None:
-                normaliser = ts.sum() if w is None else (ts * w).sum()
-            else:
-                normaliser = problem.v.sum() if problem.v is not None else \
-                    torch.tensor(float(ce.numel()), dtype=ce.dtype, device=ce.device)
-            pixel = (ce, normaliser, problem.pixel_shape)
-        return (tp, ps, ts, l1), problem.class_weights, pixel
+        pixel = (ce, _mean_normaliser(problem, ce), problem.pixel_shape) if want_ce else None
+        has_pixels = None if problem.v is None else (problem.v.sum(1, keepdim=True) != 0)
+        return (tp, ps, ts, l1), problem.class_weights, pixel, has_pixels
     problem = prepare_sigmoid(function, input, target, mode=mode, class_dim=class_dim,
                               from_logits=from_logits, ignore_index=ignore_index, mask=mask,
                               pixel_weights=pixel_weights, class_weights=class_weights,
@@ -463,7 +457,11 @@ def _region_stats(function, input, target, *, mode, soft_label, class_dim, from_
         else:
             normaliser = torch.tensor(float(loss.numel()), dtype=loss.dtype, device=loss.device)
         pixel = (loss, normaliser, problem.output_shape)
-    return stats, problem.class_weights, pixel
+    has_pixels = None
+    if problem.v is not None:
+        dims = tuple(a for a in range(p.ndim) if a not in (0, problem.class_dim))
+        has_pixels = problem.v.expand_as(p).sum(dims) != 0
+    return stats, problem.class_weights, pixel, has_pixels
 
 
 def tversky_loss(input, target, *, mode="multiclass", alpha=0.5, beta=0.5, gamma=1.0,
@@ -531,15 +529,15 @@ def _region(function, input, target, *, mode, alpha, beta, gamma, smooth, absent
             include_background, soft_label, class_dim, from_logits, ignore_index, mask,
             class_weights, weight_beta, pixel_weights, reduction, validate, impl):
     resolve_impl(function, impl, input)
-    stats, weights, _ = _region_stats(function, input, target, mode=mode, soft_label=soft_label,
-                                      class_dim=class_dim, from_logits=from_logits,
-                                      ignore_index=ignore_index, mask=mask,
-                                      class_weights=class_weights, beta=weight_beta,
-                                      pixel_weights=pixel_weights, validate=validate)
+    stats, weights, _, has_pixels = _region_stats(
+        function, input, target, mode=mode, soft_label=soft_label, class_dim=class_dim,
+        from_logits=from_logits, ignore_index=ignore_index, mask=mask,
+        class_weights=class_weights, beta=weight_beta, pixel_weights=pixel_weights,
+        validate=validate)
     loss = region_loss(*stats, alpha=alpha, beta=beta, gamma=gamma, smooth=smooth,
                        absent=absent, aggregate=aggregate, include_background=include_background,
-                       class_weights=weights, reduction=reduction)
-    return loss if reduction == "none" else _output_dtype(loss, input.dtype)
+                       class_weights=weights, reduction=reduction, has_pixels=has_pixels)
+    return loss.to(input.dtype) if reduction == "none" else _output_dtype(loss, input.dtype)
 
 
 def _dice_family(function, alpha, beta, smooth_scale, input, target, *, mode, smooth, absent,
@@ -666,13 +664,13 @@ def dice_ce_loss(input, target, *, mode="multiclass", lambda_ce=1.0, lambda_dice
     if mode == "multiclass" and pos_weight is not None:
         raise fail(function, "pos_weight", "be None for mode='multiclass' (it weighs the "
                    "positive term of a sigmoid)", "a value", "Use class_weights= instead.")
-    stats, weights, (ce, normaliser, shape) = _region_stats(
+    stats, weights, (ce, normaliser, shape), has_pixels = _region_stats(
         function, input, target, mode=mode, soft_label=soft_label, class_dim=class_dim,
         from_logits=from_logits, ignore_index=ignore_index, mask=mask,
         class_weights=class_weights, beta=beta, pixel_weights=pixel_weights, validate=validate,
         want_ce=True, label_smoothing=label_smoothing, pos_weight=pos_weight)
     dice = region_loss(*stats, alpha=0.5, beta=0.5, gamma=1.0, smooth=smooth / 2, absent=absent,
                        aggregate=aggregate, include_background=include_background,
-                       class_weights=weights, reduction=reduction)
+                       class_weights=weights, reduction=reduction, has_pixels=has_pixels)
     pixel = _reduce_pixels(ce, reduction, normaliser, shape, input.dtype)
     return _output_dtype(lambda_ce * pixel + lambda_dice * dice, input.dtype)
