@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 MODES = ("multiclass", "binary", "multilabel")
 REDUCTIONS = ("mean", "sum", "none")
-AGGREGATES = ("image", "batch")
+AGGREGATES = ("image", "batch", "global")
+PIXEL_AGGREGATES = ("batch", "global")
 ABSENT = ("include", "exclude")
 IMPLS = ("auto", "torch", "triton")
 MULTICLASS_STRATEGIES = (

@@ -21,6 +21,7 @@ from .._spec import (
     shape_text,
     target_shape_error,
 )
+from ._distributed import global_sum
 from .weights import batch_class_weights, static_class_weights
 
 _INDEX_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool)
@@ -166,7 +167,7 @@ def _arrange_like(t: torch.Tensor, class_dim: int, axis: int) -> torch.Tensor:
 
 def prepare_multiclass(function: str, input, target, *, class_dim: int, from_logits: bool,
                        ignore_index, mask, pixel_weights, class_weights, beta: float,
-                       validate: bool) -> Multiclass:
+                       validate: bool, global_counts: bool = False) -> Multiclass:
     check_input(function, input, target)
     class_dim = check_class_dim(function, class_dim, input.ndim)
     ignore = check_ignore_index(function, ignore_index)
@@ -237,6 +238,8 @@ def prepare_multiclass(function: str, input, target, *, class_dim: int, from_log
     weights = None
     if isinstance(class_weights, str):
         counts = _class_counts(labels, dense, counting, axis, num_classes, dtype)
+        if global_counts:
+            counts = global_sum(counts, differentiable=False)
         weights = batch_class_weights(function, class_weights, counts, "multiclass", beta)
     elif class_weights is not None:
         weights = static_class_weights(function, class_weights, num_classes, x.device, dtype,
@@ -305,7 +308,8 @@ def _class_counts(labels, dense, valid, axis, num_classes, dtype):
 
 def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,
                     from_logits: bool, ignore_index, mask, pixel_weights, class_weights,
-                    pos_weight, label_smoothing: float, validate: bool) -> Sigmoid:
+                    pos_weight, label_smoothing: float, validate: bool,
+                    global_counts: bool = False) -> Sigmoid:
     """Binary / multilabel inputs; an input without channel axis gets one at dim 1."""
     check_input(function, input, target)
     ignore = check_ignore_index(function, ignore_index)
@@ -382,6 +386,9 @@ def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,
             torch.nan_to_num(counting, nan=0.0).expand_as(target)
         positives = (target * validity).sum(dims)
         negatives = ((1 - target) * validity).sum(dims)
+        if global_counts:
+            positives = global_sum(positives, differentiable=False)
+            negatives = global_sum(negatives, differentiable=False)
         negative, positive = batch_class_weights(function, class_weights, (negatives, positives),
                                                  mode, 0.0)
         negative, positive = negative.reshape(broadcast), positive.reshape(broadcast)

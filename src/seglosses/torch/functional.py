@@ -13,6 +13,7 @@ from .._spec import (
     ABSENT,
     AGGREGATES,
     MODES,
+    PIXEL_AGGREGATES,
     REDUCTIONS,
     check_choice,
     check_number,
@@ -20,6 +21,7 @@ from .._spec import (
     fail,
 )
 from ._dispatch import resolve_impl
+from ._distributed import global_sum
 from ._stats import binary_terms, multiclass_terms, sigmoid_parts, sigmoid_stats
 from ._targets import prepare_multiclass, prepare_sigmoid
 from .weights import check_options_weights
@@ -40,8 +42,9 @@ __all__ = [
 
 
 def check_pixel_options(function, *, mode, reduction, label_smoothing, impl, class_weights,
-                        beta, modes=MODES, reductions=REDUCTIONS):
+                        beta, aggregate="batch", modes=MODES, reductions=REDUCTIONS):
     check_choice(function, "mode", mode, modes)
+    check_choice(function, "aggregate", aggregate, PIXEL_AGGREGATES)
     check_choice(function, "reduction", reduction, reductions)
     check_number(function, "label_smoothing", label_smoothing, low=0.0, high=1.0)
     check_number(function, "beta", beta, low=0.0, high=1.0, high_inclusive=False)
@@ -88,10 +91,13 @@ def check_alpha(function, alpha, mode):
 # Reductions and the small arithmetic on top of the statistics (written once)
 
 
-def _reduce_pixels(loss, reduction, normaliser, shape, input_dtype):
+def _reduce_pixels(loss, reduction, normaliser, shape, input_dtype, aggregate="batch"):
     if reduction == "none":
         return loss.reshape(shape).to(input_dtype)
     total = loss.sum()
+    if aggregate == "global":  # the sum and its normaliser over every rank
+        total = global_sum(total)
+        normaliser = global_sum(normaliser, differentiable=False)
     if reduction == "sum":
         return total
     # everything ignored → 0 with zero gradient (PyTorch would return NaN)
@@ -109,9 +115,17 @@ def region_loss(tp, ps, ts, l1, *, alpha, beta, gamma, smooth, absent, aggregate
     if l1 is not None:  # soft_label: the form minimised at p = t for soft targets
         tp = (ps + ts - l1) / 2
     fp, fn = ps - tp, ts - tp
-    if aggregate == "batch":
+    if aggregate in ("batch", "global"):
         tp, fp, fn, ts = (s.sum(0, keepdim=True) for s in (tp, fp, fn, ts))
         has_pixels = None if has_pixels is None else has_pixels.any(0, keepdim=True)
+    if aggregate == "global":
+        # one collective for the (1, C) statistics of the whole batch on every rank; uneven
+        # or empty local batches still contribute a (1, C) tensor, so no rank waits alone
+        counts = torch.ones_like(ts) if has_pixels is None else \
+            has_pixels.to(ts.dtype).expand_as(ts)
+        summed = global_sum(torch.stack([tp, fp, fn, ts, counts]))
+        tp, fp, fn, ts, counts = summed.unbind(0)
+        has_pixels = counts > 0
     numerator = tp + smooth
     denominator = tp + alpha * fp + beta * fn + smooth
     empty = denominator == 0
@@ -131,7 +145,7 @@ def region_loss(tp, ps, ts, l1, *, alpha, beta, gamma, smooth, absent, aggregate
     pair_weights = keep if weights is None else keep * weights
     weighted = loss * pair_weights
     if reduction == "none":
-        return weighted.squeeze(0) if aggregate == "batch" else weighted
+        return weighted.squeeze(0) if aggregate != "image" else weighted
     total = weighted.sum()
     if reduction == "sum":
         return total
@@ -152,18 +166,19 @@ def _output_dtype(total, input_dtype):
 
 def _multiclass_pixel(function, input, target, *, focal, gamma, alpha, class_dim, from_logits,
                       ignore_index, mask, class_weights, beta, pixel_weights, label_smoothing,
-                      reduction, validate):
+                      reduction, validate, aggregate):
     problem = prepare_multiclass(function, input, target, class_dim=class_dim,
                                  from_logits=from_logits, ignore_index=ignore_index, mask=mask,
                                  pixel_weights=pixel_weights, class_weights=class_weights,
-                                 beta=beta, validate=validate)
+                                 beta=beta, validate=validate,
+                                 global_counts=aggregate == "global")
     if focal and (gamma != 0 or alpha is not None):
         loss = _softmax_focal(problem, gamma, alpha, label_smoothing)
     else:
         loss = multiclass_terms(problem, label_smoothing=label_smoothing, want_ce=True,
                                 want_stats=False)[0]
     return _reduce_pixels(loss, reduction, _mean_normaliser(problem, loss), problem.pixel_shape,
-                          input.dtype)
+                          input.dtype, aggregate)
 
 
 def _mean_normaliser(problem, loss):
@@ -210,12 +225,12 @@ def _softmax_focal(problem, gamma, alpha, label_smoothing):
 
 def _sigmoid_pixel(function, input, target, *, mode, focal, gamma, alpha, class_dim,
                    from_logits, ignore_index, mask, class_weights, pixel_weights, pos_weight,
-                   label_smoothing, reduction, validate):
+                   label_smoothing, reduction, validate, aggregate):
     problem = prepare_sigmoid(function, input, target, mode=mode, class_dim=class_dim,
                               from_logits=from_logits, ignore_index=ignore_index, mask=mask,
                               pixel_weights=pixel_weights, class_weights=class_weights,
                               pos_weight=pos_weight, label_smoothing=label_smoothing,
-                              validate=validate)
+                              validate=validate, global_counts=aggregate == "global")
     p, logp, log1mp = sigmoid_parts(problem, from_logits)
     loss = binary_terms(problem, logp, log1mp)
     if focal and (gamma != 0 or alpha is not None):
@@ -236,21 +251,23 @@ def _sigmoid_pixel(function, input, target, *, mode, focal, gamma, alpha, class_
         normaliser = v.expand_as(loss).sum() if v.shape != loss.shape else v.sum()
     else:
         normaliser = torch.tensor(float(loss.numel()), dtype=loss.dtype, device=loss.device)
-    return _reduce_pixels(loss, reduction, normaliser, problem.output_shape, input.dtype)
+    return _reduce_pixels(loss, reduction, normaliser, problem.output_shape, input.dtype,
+                          aggregate)
 
 
 def _pixel_loss(function, input, target, *, mode, focal=False, gamma=0.0, alpha=None,
                 class_dim, from_logits, ignore_index, mask, class_weights, beta, pixel_weights,
-                pos_weight, label_smoothing, reduction, validate, impl):
+                pos_weight, label_smoothing, reduction, validate, impl, aggregate):
     check_pixel_options(function, mode=mode, reduction=reduction, label_smoothing=label_smoothing,
-                        impl=impl, class_weights=class_weights, beta=beta)
+                        impl=impl, class_weights=class_weights, beta=beta, aggregate=aggregate)
     resolve_impl(function, impl, input)
     if focal:
         check_number(function, "gamma", gamma)
         check_alpha(function, alpha, mode)
     common = dict(class_dim=class_dim, from_logits=from_logits, ignore_index=ignore_index,
                   mask=mask, class_weights=class_weights, pixel_weights=pixel_weights,
-                  label_smoothing=label_smoothing, reduction=reduction, validate=validate)
+                  label_smoothing=label_smoothing, reduction=reduction, validate=validate,
+                  aggregate=aggregate)
     if mode == "multiclass":
         if pos_weight is not None:
             raise fail(function, "pos_weight", "be None for mode='multiclass' (it weighs the "
@@ -266,7 +283,7 @@ def _pixel_loss(function, input, target, *, mode, focal=False, gamma=0.0, alpha=
 def cross_entropy(input, target, *, mode="multiclass", class_dim=1, from_logits=True,
                   ignore_index=None, mask=None, class_weights=None, beta=0.999,
                   pixel_weights=None, pos_weight=None, label_smoothing=0.0, reduction="mean",
-                  validate=True, impl="auto"):
+                  aggregate="batch", validate=True, impl="auto"):
     r"""Pixel-wise cross-entropy (softmax over the class axis; sigmoid for binary/multilabel).
 
     .. math::
@@ -299,6 +316,10 @@ def cross_entropy(input, target, *, mode="multiclass", class_dim=1, from_logits=
         pos_weight: sigmoid modes only.
         label_smoothing: ε in ``[0, 1]``.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        aggregate: ``"batch"``, or ``"global"`` to sum the reduced loss, its ``"mean"``
+            denominator and the class frequencies of a weight strategy over every rank of the
+            default ``torch.distributed`` group (each rank then returns the loss of the whole
+            global batch; see ``docs/distributed.md``). Same as ``"batch"`` on one process.
         validate: check label / probability values (one host sync); ``False`` skips it.
         impl: ``"auto"`` or ``"torch"``.
 
@@ -326,13 +347,13 @@ def cross_entropy(input, target, *, mode="multiclass", class_dim=1, from_logits=
                        from_logits=from_logits, ignore_index=ignore_index, mask=mask,
                        class_weights=class_weights, beta=beta, pixel_weights=pixel_weights,
                        pos_weight=pos_weight, label_smoothing=label_smoothing,
-                       reduction=reduction, validate=validate, impl=impl)
+                       reduction=reduction, validate=validate, impl=impl, aggregate=aggregate)
 
 
 def binary_cross_entropy(input, target, *, mode="binary", class_dim=1, from_logits=True,
                          ignore_index=None, mask=None, class_weights=None, beta=0.999,
                          pixel_weights=None, pos_weight=None, label_smoothing=0.0,
-                         reduction="mean", validate=True, impl="auto"):
+                         reduction="mean", aggregate="batch", validate=True, impl="auto"):
     r"""Binary cross-entropy per element (sigmoid of each channel).
 
     .. math::
@@ -375,13 +396,13 @@ def binary_cross_entropy(input, target, *, mode="binary", class_dim=1, from_logi
                        from_logits=from_logits, ignore_index=ignore_index, mask=mask,
                        class_weights=class_weights, beta=beta, pixel_weights=pixel_weights,
                        pos_weight=pos_weight, label_smoothing=label_smoothing,
-                       reduction=reduction, validate=validate, impl=impl)
+                       reduction=reduction, validate=validate, impl=impl, aggregate=aggregate)
 
 
 def focal_loss(input, target, *, mode="multiclass", gamma=2.0, alpha=None, class_dim=1,
                from_logits=True, ignore_index=None, mask=None, class_weights=None, beta=0.999,
                pixel_weights=None, pos_weight=None, label_smoothing=0.0, reduction="mean",
-               validate=True, impl="auto"):
+               aggregate="batch", validate=True, impl="auto"):
     r"""Focal loss (Lin et al. 2017), softmax or sigmoid by ``mode``.
 
     .. math::
@@ -418,7 +439,7 @@ def focal_loss(input, target, *, mode="multiclass", gamma=2.0, alpha=None, class
                        ignore_index=ignore_index, mask=mask, class_weights=class_weights,
                        beta=beta, pixel_weights=pixel_weights, pos_weight=pos_weight,
                        label_smoothing=label_smoothing, reduction=reduction, validate=validate,
-                       impl=impl)
+                       impl=impl, aggregate=aggregate)
 
 
 # --------------------------------------------------------------------------------------------
@@ -427,13 +448,14 @@ def focal_loss(input, target, *, mode="multiclass", gamma=2.0, alpha=None, class
 
 def _region_stats(function, input, target, *, mode, soft_label, class_dim, from_logits,
                   ignore_index, mask, class_weights, beta, pixel_weights, validate,
-                  want_ce=False, label_smoothing=0.0, pos_weight=None):
+                  want_ce=False, label_smoothing=0.0, pos_weight=None, aggregate="image"):
     """Statistics (and, for compounds, the pixel loss from the same activation)."""
     if mode == "multiclass":
         problem = prepare_multiclass(function, input, target, class_dim=class_dim,
                                      from_logits=from_logits, ignore_index=ignore_index,
                                      mask=mask, pixel_weights=pixel_weights,
-                                     class_weights=class_weights, beta=beta, validate=validate)
+                                     class_weights=class_weights, beta=beta, validate=validate,
+                                     global_counts=aggregate == "global")
         ce, tp, ps, ts, l1 = multiclass_terms(problem, label_smoothing=label_smoothing,
                                               want_ce=want_ce, want_stats=True,
                                               want_l1=soft_label and problem.dense is not None)
@@ -444,7 +466,7 @@ def _region_stats(function, input, target, *, mode, soft_label, class_dim, from_
                               from_logits=from_logits, ignore_index=ignore_index, mask=mask,
                               pixel_weights=pixel_weights, class_weights=class_weights,
                               pos_weight=pos_weight, label_smoothing=label_smoothing,
-                              validate=validate)
+                              validate=validate, global_counts=aggregate == "global")
     p, logp, log1mp = sigmoid_parts(problem, from_logits)
     stats = sigmoid_stats(problem, p, want_l1=soft_label and target.is_floating_point())
     pixel = None
@@ -533,7 +555,7 @@ def _region(function, input, target, *, mode, alpha, beta, gamma, smooth, absent
         function, input, target, mode=mode, soft_label=soft_label, class_dim=class_dim,
         from_logits=from_logits, ignore_index=ignore_index, mask=mask,
         class_weights=class_weights, beta=weight_beta, pixel_weights=pixel_weights,
-        validate=validate)
+        validate=validate, aggregate=aggregate)
     loss = region_loss(*stats, alpha=alpha, beta=beta, gamma=gamma, smooth=smooth,
                        absent=absent, aggregate=aggregate, include_background=include_background,
                        class_weights=weights, reduction=reduction, has_pixels=has_pixels)
@@ -668,9 +690,10 @@ def dice_ce_loss(input, target, *, mode="multiclass", lambda_ce=1.0, lambda_dice
         function, input, target, mode=mode, soft_label=soft_label, class_dim=class_dim,
         from_logits=from_logits, ignore_index=ignore_index, mask=mask,
         class_weights=class_weights, beta=beta, pixel_weights=pixel_weights, validate=validate,
-        want_ce=True, label_smoothing=label_smoothing, pos_weight=pos_weight)
+        want_ce=True, label_smoothing=label_smoothing, pos_weight=pos_weight, aggregate=aggregate)
     dice = region_loss(*stats, alpha=0.5, beta=0.5, gamma=1.0, smooth=smooth / 2, absent=absent,
                        aggregate=aggregate, include_background=include_background,
                        class_weights=weights, reduction=reduction, has_pixels=has_pixels)
-    pixel = _reduce_pixels(ce, reduction, normaliser, shape, input.dtype)
+    pixel = _reduce_pixels(ce, reduction, normaliser, shape, input.dtype,
+                           "global" if aggregate == "global" else "batch")
     return _output_dtype(lambda_ce * pixel + lambda_dice * dice, input.dtype)

@@ -61,7 +61,8 @@ def _pixel_check(name):
     def check(self, options):
         F.check_pixel_options(name, mode=options["mode"], reduction=options["reduction"],
                               label_smoothing=options["label_smoothing"], impl=options["impl"],
-                              class_weights=options["class_weights"], beta=options["beta"])
+                              class_weights=options["class_weights"], beta=options["beta"],
+                              aggregate=options["aggregate"])
         if "gamma" in options:
             F.check_alpha(name, options["alpha"], options["mode"])
             F.check_number(name, "gamma", options["gamma"])
@@ -101,7 +102,7 @@ class CrossEntropyLoss(_SegmentationLoss):
 
     def __init__(self, *, mode="multiclass", class_dim=1, from_logits=True, ignore_index=None,
                  class_weights=None, beta=0.999, pos_weight=None, label_smoothing=0.0,
-                 reduction="mean", validate=True, impl="auto"):
+                 reduction="mean", aggregate="batch", validate=True, impl="auto"):
         super().__init__(locals())
 
 
@@ -113,7 +114,7 @@ class BCELoss(_SegmentationLoss):
 
     def __init__(self, *, mode="binary", class_dim=1, from_logits=True, ignore_index=None,
                  class_weights=None, beta=0.999, pos_weight=None, label_smoothing=0.0,
-                 reduction="mean", validate=True, impl="auto"):
+                 reduction="mean", aggregate="batch", validate=True, impl="auto"):
         if mode not in ("binary", "multilabel"):
             raise fail("BCELoss", "mode", "be one of 'binary', 'multilabel'", repr(mode))
         super().__init__(locals())
@@ -127,8 +128,8 @@ class FocalLoss(_SegmentationLoss):
 
     def __init__(self, *, mode="multiclass", gamma=2.0, alpha=None, class_dim=1,
                  from_logits=True, ignore_index=None, class_weights=None, beta=0.999,
-                 pos_weight=None, label_smoothing=0.0, reduction="mean", validate=True,
-                 impl="auto"):
+                 pos_weight=None, label_smoothing=0.0, reduction="mean", aggregate="batch",
+                 validate=True, impl="auto"):
         super().__init__(locals())
 
 
