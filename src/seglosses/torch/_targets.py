@@ -16,7 +16,6 @@ from .._spec import (
     PROBABILITY_EPS,
     check_class_dim,
     check_ignore_index,
-    check_number,
     fail,
     shape_text,
     target_shape_error,
@@ -405,7 +404,3 @@ def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,
         target * (1 - label_smoothing) + label_smoothing / 2
     return Sigmoid(x, class_dim, target, smoothed, v, region_weights, positive, negative,
                    output_shape)
-
-
-def check_label_smoothing(function: str, value) -> float:
-    return check_number(function, "label_smoothing", value, low=0.0, high=1.0)

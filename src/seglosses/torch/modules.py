@@ -29,7 +29,7 @@ _TENSOR_OPTIONS = ("class_weights", "pos_weight", "alpha")
 class _SegmentationLoss(nn.Module):
     """Shared machinery; subclasses only declare their options and their functional."""
 
-    function: Callable = staticmethod(lambda *a, **k: None)
+    function: Callable  # the functional this module calls, set by each subclass
 
     def __init__(self, options: dict):
         super().__init__()
