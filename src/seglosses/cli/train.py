@@ -1,0 +1,877 @@
+"""Train a U-Net with any loss expression: ``train(TrainConfig(...)) -> RunResult``.
+
+A run folder holds
+
+* ``config.json`` — the :class:`TrainConfig`, the dataset it resolved to and the versions;
+* ``metrics.jsonl`` — one JSON object per epoch (keys below);
+* ``last.pt`` / ``best.pt`` — checkpoints, each written to a temporary file in the same folder,
+  flushed to disk and renamed over the old one, so an interrupted run never leaves a torn file;
+* ``curves.png`` — loss and metric curves; ``predictions.npz`` — the best model's predictions on
+  the first validation images (the report's grid); ``result.json`` — the summary, once finished.
+
+Per-epoch metrics come from one validation confusion matrix (torchmetrics, summed over every
+rank under DDP): per-class IoU ``tp / (tp + fp + fn)`` and Dice ``2tp / (2tp + fp + fn)``. A
+class that is neither in the validation labels nor predicted anywhere has no IoU or Dice: it is
+``NaN`` in Python, ``null`` in the JSON files, and left out of the means. A class predicted but
+absent from the labels scores 0. Ignored pixels count nowhere.
+
+``resume`` continues a run exactly: model, optimizer, scheduler, AMP scaler, epoch, the RNG
+states of torch, NumPy and Python (each rank's own under DDP), and the data order (a function of
+``seed`` and the epoch), so an interrupted run resumed ends with the same numbers as one never
+interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._spec import check_ignore_index, fail
+
+log = logging.getLogger("seglosses.cli")
+
+CONFIG_FORMAT = "seglosses.TrainConfig"
+CHECKPOINT_FORMAT = "seglosses.checkpoint"
+FORMAT_VERSION = 1
+# Run files this module writes; ``overwrite`` removes exactly these and nothing else.
+RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "curves.png",
+             "predictions.npz", "result.json")
+# Options a resumed run may change; every other option must match the run's config.json.
+RESUMABLE = ("epochs", "device", "num_workers", "resume", "out", "overwrite", "preview")
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run depends on (``config.json`` stores it).
+
+    Args:
+        data: ``"synthetic"`` (built-in, generated on the fly) or a folder with ``images/`` and
+            ``masks/`` (see :func:`seglosses.cli.data.build_datasets`).
+        out: the run folder.
+        loss: a loss expression (``"ce"``, ``"0.5*ce+dice"``, ``"focal(gamma=2)"``, ...).
+        dims: 2 or 3 (3-D volumes and a 3-D U-Net).
+        epochs: passes over the training set.
+        batch_size: images per step (per process under DDP).
+        crop: random-crop / patch size of training images (int or one int per axis).
+        size: image size of the synthetic dataset (int or one int per axis).
+        num_images: number of synthetic images (training + validation).
+        lr: AdamW learning rate; ``weight_decay`` its decay.
+        scheduler: ``"cosine"`` (per-epoch cosine decay to 0 over ``epochs``) or ``"constant"``.
+        seed: seed of the weights' initialisation, the data order and augmentation.
+        data_seed: seed of the data split and of the synthetic images; kept apart from ``seed``
+            so that runs with several seeds see the same data.
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        amp: float16 autocast with a gradient scaler (CUDA only; ignored on the CPU).
+        val_split: fraction of the images held out when the data has no ``val/`` folder.
+        ignore_index: a label whose pixels count in neither the loss nor the metrics.
+        num_classes: C; inferred from the data when ``None``. C = 1 is a binary problem: one
+            output channel, foreground where its logit is > 0.
+        palette: for RGB masks, colours → classes: ``{"r,g,b": class}`` or a list of colours.
+        class_stats: a ``ClassStats`` JSON file (``seglosses scan --json``): class-weight
+            strategies in the loss then use the dataset's counts instead of each batch's.
+        width, depth: the U-Net's base width (channels of the first level) and levels.
+        norm: the U-Net's normalisation: ``"batch"``, ``"instance"``, ``"group"`` or ``"none"``.
+        steps_per_epoch: stop each epoch after this many steps (``None``: the whole set).
+        num_workers: data-loading processes.
+        preview: validation images whose predictions are saved for the report.
+        resume: a run folder to continue; see :meth:`from_run`.
+        overwrite: start again in a folder that already holds a run (its run files are removed).
+    """
+
+    data: str = "synthetic"
+    out: str = "seglosses-run"
+    loss: str = "ce+dice"
+    dims: int = 2
+    epochs: int = 10
+    batch_size: int = 8
+    crop: int | tuple[int, ...] | None = None
+    size: int | tuple[int, ...] | None = None
+    num_images: int | None = None
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    scheduler: str = "cosine"
+    seed: int = 0
+    data_seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    val_split: float = 0.2
+    ignore_index: int | None = None
+    num_classes: int | None = None
+    palette: dict | list | None = None
+    class_stats: str | None = None
+    width: int = 16
+    depth: int = 3
+    norm: str = "batch"
+    steps_per_epoch: int | None = None
+    num_workers: int = 0
+    preview: int = 4
+    resume: str | None = None
+    overwrite: bool = False
+
+    def __post_init__(self):
+        function = "TrainConfig"
+        for name in ("epochs", "batch_size", "width", "depth"):
+            _positive_int(function, name, getattr(self, name))
+        for name in ("steps_per_epoch", "num_images", "num_classes"):
+            if getattr(self, name) is not None:
+                _positive_int(function, name, getattr(self, name))
+        for name in ("seed", "data_seed", "num_workers", "preview"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise fail(function, name, "be a non-negative int", repr(value))
+        if self.dims not in (2, 3):
+            raise fail(function, "dims", "be 2 or 3", repr(self.dims))
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise fail(function, "device", "be 'auto', 'cpu', 'cuda' or 'cuda:N'",
+                       repr(self.device))
+        if self.norm not in ("batch", "instance", "group", "none"):
+            raise fail(function, "norm", "be 'batch', 'instance', 'group' or 'none'",
+                       repr(self.norm))
+        if self.scheduler not in ("cosine", "constant"):
+            raise fail(function, "scheduler", "be 'cosine' or 'constant'", repr(self.scheduler))
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+            raise fail(function, "lr", "be a positive number", repr(self.lr))
+        if not 0.0 <= float(self.val_split) < 1.0:
+            raise fail(function, "val_split", "lie in [0, 1)", repr(self.val_split))
+        for name in ("crop", "size"):  # JSON stores tuples as lists
+            if isinstance(getattr(self, name), list):
+                setattr(self, name, tuple(getattr(self, name)))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_run(cls, run_dir: str | os.PathLike, **overrides) -> TrainConfig:
+        """The config stored in ``run_dir/config.json``, set to resume that run.
+
+        ``overrides`` may change the options in ``RESUMABLE`` (e.g. ``epochs`` to extend a run);
+        :func:`train` refuses any other change, since the run would no longer be one experiment.
+        """
+        data = _read_config(Path(run_dir))
+        config = cls.from_dict(data["config"])
+        return dataclasses.replace(config, **overrides, resume=os.fspath(run_dir),
+                                   out=os.fspath(run_dir), overwrite=False)
+
+
+@dataclass
+class RunResult:
+    """What :func:`train` returns (and ``result.json`` stores).
+
+    ``history`` holds the ``metrics.jsonl`` records; ``best`` is the record of ``best_epoch``
+    (highest validation mean IoU), ``last`` the final one. ``weights_sha256`` has one checksum of
+    the final weights per process: under DDP they must all be equal.
+    """
+
+    run_dir: Path
+    config: TrainConfig
+    dataset: dict
+    history: list[dict]
+    best_epoch: int
+    elapsed_s: float
+    world_size: int = 1
+    weights_sha256: list[str] = field(default_factory=list)
+    device: str = "cpu"
+
+    @property
+    def best(self) -> dict:
+        return next(r for r in self.history if r["epoch"] == self.best_epoch)
+
+    @property
+    def last(self) -> dict:
+        return self.history[-1]
+
+    def to_dict(self) -> dict:
+        return {"run_dir": os.fspath(self.run_dir), "config": self.config.to_dict(),
+                "dataset": self.dataset, "best_epoch": self.best_epoch, "best": self.best,
+                "last": self.last, "elapsed_s": self.elapsed_s, "world_size": self.world_size,
+                "weights_sha256": self.weights_sha256, "device": self.device}
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike) -> RunResult:
+        """Read a finished run back from its folder."""
+        run_dir = Path(run_dir)
+        path = run_dir / "result.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no result.json; the run did not finish (resume it "
+                                    "with `seglosses train --resume RUN_DIR`)")
+        data = json.loads(path.read_text(encoding="utf-8"), object_hook=_nan_lists)
+        return cls(run_dir, TrainConfig.from_dict(data["config"]), data["dataset"],
+                   read_metrics(run_dir), data["best_epoch"], data["elapsed_s"],
+                   data["world_size"], data["weights_sha256"], data.get("device", "cpu"))
+
+
+# ---------------------------------------------------------------------------- entry point
+
+
+def train(config: TrainConfig, *, progress: bool = True, label: str = "",
+          on_epoch_end: Callable[[dict], None] | None = None) -> RunResult:
+    """Train (or resume) one run and return its :class:`RunResult`.
+
+    Under ``torchrun`` (``WORLD_SIZE > 1``) every process calls this: the process group is
+    initialised (gloo on the CPU, nccl on CUDA) unless it already is, the data is sharded with a
+    ``DistributedSampler``, the model is wrapped in ``DistributedDataParallel``, the validation
+    confusion matrix and losses are summed over ranks, and only rank 0 writes files.
+
+    Args:
+        config: the run's options.
+        progress: show tqdm progress bars (on stderr, rank 0 only).
+        label: a prefix for the progress bars and logs (``compare`` names the loss).
+        on_epoch_end: called with each epoch's record after its checkpoint is on disk.
+
+    Raises:
+        ValueError, FileNotFoundError: bad options or data (the CLI exits with status 1).
+    """
+    from .data import build_datasets
+    from .expr import parse_loss
+    from .unet import UNet
+
+    started = time.perf_counter()
+    elapsed_before = 0.0
+    run_dir = Path(config.resume or config.out)
+    with _distributed(config.device) as (rank, world, device):
+        saved = _prepare_run_dir(run_dir, config, rank, world)
+        if saved is not None:
+            elapsed_before = saved.get("elapsed_s", 0.0)
+        train_ds, val_ds, info = build_datasets(
+            config.data, dims=config.dims, num_classes=config.num_classes, size=config.size,
+            val_split=config.val_split, seed=config.data_seed, ignore_index=config.ignore_index,
+            crop=config.crop, num_images=config.num_images, palette=config.palette)
+        if len(val_ds) == 0:
+            raise ValueError(f"train: the data {config.data!r} has no validation image; "
+                             "raise --val-split or add a val/ folder.")
+        num_classes = info.num_classes
+        ignore = info.ignore_index if info.ignore_index is not None else config.ignore_index
+        dataset = _as_dict(info)
+        stats = None
+        if config.class_stats is not None:
+            from ..stats import ClassStats
+
+            stats = ClassStats.from_json(config.class_stats)
+        loss_fn = parse_loss(config.loss, num_classes=num_classes, ignore_index=ignore,
+                             class_stats=stats).to(device)
+
+        _seed_everything(config.seed)  # identical initial weights on every rank
+        model = UNet(info.in_channels, num_classes, dims=config.dims, base_width=config.width,
+                     depth=config.depth, norm=config.norm).to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                      weight_decay=config.weight_decay)
+        epochs = config.epochs
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda e: _lr_factor(config.scheduler, e, epochs))
+        amp = config.amp and device.type == "cuda"
+        if config.amp and not amp:
+            log.warning("--amp needs CUDA; training in float32 on %s", device)
+        scaler = torch.amp.GradScaler(device.type, enabled=amp)
+        _seed_everything(config.seed + 1009 * rank)  # each rank its own augmentation stream
+
+        history: list[dict] = []
+        best_epoch, best_miou, start_epoch = 0, -math.inf, 0
+        if saved is not None:
+            start_epoch, best_epoch, best_miou = _restore(saved, model, optimizer, scheduler,
+                                                          scaler, rank, world)
+            history = [r for r in read_metrics(run_dir) if r["epoch"] <= start_epoch]
+            if rank == 0:
+                _rewrite_metrics(run_dir, history)  # drop records newer than the checkpoint
+                log.info("%sresuming %s at epoch %d/%d", _prefix(label), run_dir,
+                         start_epoch + 1, epochs)
+        elif rank == 0:
+            _write_config(run_dir, config, dataset, world)
+
+        wrapped = model
+        if world > 1:
+            wrapped = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None)
+        train_loader, val_loader, sampler = _loaders(train_ds, val_ds, config, rank, world,
+                                                     device)
+        metric = _confusion_matrix(max(num_classes, 2), device)
+        show = progress and rank == 0
+
+        for epoch in range(start_epoch, epochs):
+            epoch_started = time.perf_counter()
+            sampler.set_epoch(epoch)
+            _set_epoch(train_ds, epoch)  # the folder data's random crops
+            header = f"{_prefix(label)}epoch {epoch + 1}/{epochs}"
+            lr = optimizer.param_groups[0]["lr"]
+            train_sums = _train_epoch(wrapped, loss_fn, optimizer, scaler, train_loader, device,
+                                      amp, config.steps_per_epoch, show, header)
+            if world > 1:  # BatchNorm statistics: keep rank 0's, as DDP's next forward would
+                for buffer in model.buffers():
+                    torch.distributed.broadcast(buffer, src=0)
+            scheduler.step()
+            val_sums, matrix = _validate(model, loss_fn, val_loader, metric, device, amp,
+                                         ignore, show, header)
+            record = _record(epoch + 1, lr, train_sums, val_sums, matrix, loss_fn,
+                             time.perf_counter() - epoch_started)
+            history.append(record)
+            # the first epoch is always a "best", so best.pt exists even if no mIoU is defined
+            improved = best_epoch == 0 or (record["val_mean_iou"] is not None
+                                           and record["val_mean_iou"] > best_miou)
+            if improved:
+                best_epoch = epoch + 1
+                best_miou = record["val_mean_iou"] if record["val_mean_iou"] is not None \
+                    else -math.inf
+            rng = _gather_rng_states(world)
+            if rank == 0:
+                _append_metrics(run_dir, record)
+                state = {"format": CHECKPOINT_FORMAT, "version": FORMAT_VERSION,
+                         "epoch": epoch + 1, "model": model.state_dict(),
+                         "num_classes": num_classes, "in_channels": info.in_channels,
+                         "config": config.to_dict(), "metrics": record}
+                if improved:
+                    atomic_save(state, run_dir / "best.pt")
+                atomic_save({**state, "optimizer": optimizer.state_dict(),
+                             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                             "best_epoch": best_epoch, "best_mean_iou": best_miou,
+                             "rng": rng, "world_size": world,
+                             "elapsed_s": elapsed_before + time.perf_counter() - started},
+                            run_dir / "last.pt")
+                _write_curves(run_dir, history)
+                log.info("%s  %s%s", header, _summary(record), "  *best" if improved else "")
+            if on_epoch_end is not None:
+                on_epoch_end(record)
+
+        checksums = _gather_checksums(model, world)
+        if len(set(checksums)) != 1:
+            raise RuntimeError(f"train: the {world} ranks ended with different weights "
+                               f"(sha256 {checksums}); DDP did not keep them in sync.")
+        elapsed = elapsed_before + time.perf_counter() - started
+        result = RunResult(run_dir, config, dataset, history, best_epoch, elapsed, world,
+                           checksums, _device_text(device))
+        if rank == 0:
+            _write_predictions(run_dir, model, val_ds, config.preview, device, amp)
+            atomic_write_text(run_dir / "result.json", dumps(result.to_dict()))
+        if world > 1:
+            torch.distributed.barrier()
+        return result
+
+
+# ---------------------------------------------------------------------------- one epoch
+
+
+def _train_epoch(model, loss_fn, optimizer, scaler, loader, device, amp, max_steps, show,
+                 header) -> dict:
+    """Run one epoch; return float64 sums (weighted by batch size) of the loss and its terms."""
+    from tqdm.auto import tqdm
+
+    model.train()
+    total = len(loader) if max_steps is None else min(max_steps, len(loader))
+    sums = {"images": torch.zeros((), dtype=torch.float64, device=device),
+            "loss": torch.zeros((), dtype=torch.float64, device=device)}
+    bar = tqdm(total=total, desc=f"{header} train", leave=False, disable=not show,
+               dynamic_ncols=True)
+    with bar:
+        for step, (images, masks) in enumerate(loader):
+            if step == total:
+                break
+            images = images.to(device, non_blocking=True)
+            masks = masks.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                logits = model(images)
+            loss = loss_fn(logits.float() if amp else logits, masks)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            count = images.shape[0]
+            sums["images"] += count
+            sums["loss"] += loss.detach().double() * count
+            for name, value in loss_fn.last_values.items():
+                term = sums.setdefault(f"term:{name}",
+                                       torch.zeros((), dtype=torch.float64, device=device))
+                term += value.double() * count
+            bar.update()
+            if show and (step % 10 == 0 or step == total - 1):  # a host sync, so not every step
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+    return _all_reduce(sums)
+
+
+@torch.no_grad()
+def _validate(model, loss_fn, loader, metric, device, amp, ignore, show, header):
+    from tqdm.auto import tqdm
+
+    model.eval()
+    metric.reset()
+    ignored = check_ignore_index("train", ignore)
+    sums = {"images": torch.zeros((), dtype=torch.float64, device=device),
+            "loss": torch.zeros((), dtype=torch.float64, device=device)}
+    num_classes = metric.num_classes
+    for images, masks in tqdm(loader, desc=f"{header} val", leave=False, disable=not show,
+                              dynamic_ncols=True):
+        images = images.to(device, non_blocking=True)
+        masks = masks.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+            logits = model(images)
+        logits = logits.float()
+        loss = loss_fn(logits, masks)
+        count = images.shape[0]
+        sums["images"] += count
+        sums["loss"] += loss.double() * count
+        for name, value in loss_fn.last_values.items():
+            term = sums.setdefault(f"term:{name}",
+                                   torch.zeros((), dtype=torch.float64, device=device))
+            term += value.double() * count
+        valid = (masks >= 0) & (masks < num_classes)
+        if ignored:
+            valid &= ~torch.isin(masks, torch.tensor(ignored, device=device))
+        metric.update(predict(logits)[valid], masks[valid])
+    matrix = metric.compute()  # torchmetrics sums the matrix over ranks under DDP
+    return _all_reduce(sums), matrix.to(torch.float64).cpu().numpy()
+
+
+def predict(logits: torch.Tensor) -> torch.Tensor:
+    """Labels from logits ``(N, C, *S)``: the argmax, or ``logit > 0`` for one channel."""
+    return (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
+
+
+def _confusion_matrix(num_classes: int, device):
+    from torchmetrics.classification import MulticlassConfusionMatrix
+
+    return MulticlassConfusionMatrix(num_classes, validate_args=False).to(device)
+
+
+def class_metrics(matrix: np.ndarray) -> dict:
+    """Per-class IoU and Dice, their means, and pixel accuracy of a confusion matrix.
+
+    ``matrix[t, p]`` counts pixels of label ``t`` predicted as ``p``. Classes with no label and
+    no prediction are ``nan`` and left out of the means.
+
+    >>> m = class_metrics(np.array([[3, 1, 0], [0, 2, 0], [0, 0, 0]]))
+    >>> [round(v, 3) for v in m["iou"][:2]], math.isnan(m["iou"][2]), round(m["mean_iou"], 3)
+    ([0.75, 0.667], True, 0.708)
+    """
+    matrix = np.asarray(matrix, dtype=np.float64)
+    tp = np.diag(matrix)
+    fp = matrix.sum(0) - tp
+    fn = matrix.sum(1) - tp
+    union = tp + fp + fn
+    defined = union > 0
+    iou = np.full(tp.shape, np.nan)
+    dice = np.full(tp.shape, np.nan)
+    iou[defined] = tp[defined] / union[defined]
+    dice[defined] = 2 * tp[defined] / (union[defined] + tp[defined])
+    total = matrix.sum()
+    return {"iou": iou.tolist(), "dice": dice.tolist(),
+            "mean_iou": float(iou[defined].mean()) if defined.any() else math.nan,
+            "mean_dice": float(dice[defined].mean()) if defined.any() else math.nan,
+            "pixel_accuracy": float(tp.sum() / total) if total > 0 else math.nan,
+            "class_pixels": [int(n) for n in matrix.sum(1)]}
+
+
+def _record(epoch, lr, train_sums, val_sums, matrix, loss_fn, seconds) -> dict:
+    def mean(sums, key):
+        return float(sums[key] / sums["images"]) if sums["images"] > 0 else math.nan
+
+    metrics = class_metrics(matrix)
+    names = list(loss_fn.weights)
+    return {
+        "epoch": epoch, "lr": lr,
+        "train_loss": mean(train_sums, "loss"),
+        "train_terms": {n: mean(train_sums, f"term:{n}") for n in names},
+        "val_loss": mean(val_sums, "loss"),
+        "val_terms": {n: mean(val_sums, f"term:{n}") for n in names},
+        "val_iou": metrics["iou"], "val_dice": metrics["dice"],
+        "val_mean_iou": _finite_or_none(metrics["mean_iou"]),
+        "val_mean_dice": _finite_or_none(metrics["mean_dice"]),
+        "val_pixel_accuracy": metrics["pixel_accuracy"],
+        "val_class_pixels": metrics["class_pixels"],
+        "time_s": seconds,
+    }
+
+
+def _summary(record: dict) -> str:
+    terms = ", ".join(f"{k} {v:.4f}" for k, v in record["train_terms"].items())
+    terms = f" ({terms})" if len(record["train_terms"]) > 1 else ""
+    miou = record["val_mean_iou"]
+    return (f"train loss {record['train_loss']:.4f}{terms}  val loss {record['val_loss']:.4f}  "
+            f"mIoU {miou if miou is None else format(miou, '.4f')}  "
+            f"acc {record['val_pixel_accuracy']:.4f}  {record['time_s']:.1f}s")
+
+
+def _lr_factor(schedule: str, epoch: int, epochs: int) -> float:
+    if schedule == "constant":
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * min(epoch, epochs) / epochs))
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def _set_epoch(dataset, epoch: int) -> None:
+    while dataset is not None:  # through Subset wrappers
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        dataset = getattr(dataset, "dataset", None)
+
+
+def _loaders(train_ds, val_ds, config, rank, world, device):
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    # One sampler for 1 or K processes: the order is a function of (seed, epoch), so a resumed
+    # run sees the same batches as an uninterrupted one.
+    sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True,
+                                 seed=config.seed, drop_last=False)
+    common = {"num_workers": config.num_workers, "pin_memory": device.type == "cuda",
+              "persistent_workers": False}
+    train_loader = DataLoader(train_ds, batch_size=config.batch_size, sampler=sampler,
+                              drop_last=False, **common)
+    # validation: every image exactly once over all ranks (no padding duplicates)
+    val_loader = DataLoader(val_ds, batch_size=config.batch_size,
+                            sampler=list(range(rank, len(val_ds), world)), **common)
+    return train_loader, val_loader, sampler
+
+
+# ---------------------------------------------------------------------------- distributed
+
+
+@contextlib.contextmanager
+def _distributed(device_name: str):
+    """Yield ``(rank, world_size, device)``; set up torch.distributed under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        yield 0, 1, _device(device_name, None)
+        return
+    import torch.distributed as dist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = _device(device_name, local_rank)
+    owner = not dist.is_initialized()
+    if owner:
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    rank = dist.get_rank()
+    if rank != 0:  # one voice: the other ranks only report problems
+        log.setLevel(max(log.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield rank, dist.get_world_size(), device
+    finally:
+        if owner:
+            dist.destroy_process_group()
+
+
+def _device(name: str, local_rank: int | None) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError("train: device must be a CUDA device that exists; got "
+                             f"{name!r} but torch.cuda.is_available() is False. Use --device cpu.")
+        if name == "cuda":
+            return torch.device("cuda", local_rank or 0)
+    return torch.device(name)
+
+
+def _device_text(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def _all_reduce(sums: dict) -> dict:
+    """Sum the tensors of ``sums`` over ranks (same keys on every rank, in the same order)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        names = sorted(sums)
+        stacked = torch.stack([sums[n] for n in names])
+        torch.distributed.all_reduce(stacked)
+        return {n: float(v) for n, v in zip(names, stacked.tolist(), strict=True)}
+    return {n: float(v) for n, v in sums.items()}
+
+
+def _gather_rng_states(world: int) -> list:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+             "python": random.getstate(),
+             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+    if world == 1:
+        return [state]
+    states: list = [None] * world
+    torch.distributed.all_gather_object(states, state)
+    return states
+
+
+def _gather_checksums(model: nn.Module, world: int) -> list[str]:
+    checksum = state_dict_sha256(model.state_dict())
+    if world == 1:
+        return [checksum]
+    checksums: list = [None] * world
+    torch.distributed.all_gather_object(checksums, checksum)
+    return checksums
+
+
+def state_dict_sha256(state: dict) -> str:
+    """A checksum of a state dict's names and tensor bytes (equal bytes ⇔ equal weights)."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous().reshape(-1)
+        digest.update(name.encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------- files
+
+
+def _prepare_run_dir(run_dir: Path, config: TrainConfig, rank: int, world: int) -> dict | None:
+    """Check the folder against ``resume``/``overwrite``; return the checkpoint to resume."""
+    checkpoint = _check_run_dir(run_dir, config)
+    if world > 1:  # every rank has looked at the folder before rank 0 changes it
+        torch.distributed.barrier()
+    if rank == 0 and checkpoint is None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for name in RUN_FILES:
+            with contextlib.suppress(FileNotFoundError):
+                (run_dir / name).unlink()
+    if rank == 0 and checkpoint is not None and config.epochs != checkpoint["config"]["epochs"]:
+        _write_config(run_dir, config, _read_config(run_dir)["dataset"],
+                      checkpoint.get("world_size", 1))
+    return checkpoint
+
+
+def _check_run_dir(run_dir: Path, config: TrainConfig) -> dict | None:
+    if config.resume:
+        if not (run_dir / "last.pt").is_file():
+            raise FileNotFoundError(f"train: resume must name a run folder with a last.pt "
+                                    f"checkpoint; got {os.fspath(run_dir)!r}.")
+        saved_config = TrainConfig.from_dict(_read_config(run_dir)["config"])
+        changed = [f"{name} ({getattr(saved_config, name)!r} -> {getattr(config, name)!r})"
+                   for name in (f.name for f in dataclasses.fields(TrainConfig))
+                   if name not in RESUMABLE
+                   and getattr(saved_config, name) != getattr(config, name)]
+        if changed:
+            raise ValueError(f"train: a resumed run must keep its options; got changes to "
+                             f"{', '.join(changed)}. Only epochs, device, num_workers and "
+                             "preview may change.")
+        if config.epochs != saved_config.epochs and config.scheduler == "cosine":
+            log.warning("resume: epochs %d -> %d stretches the cosine schedule from here on",
+                        saved_config.epochs, config.epochs)
+        checkpoint = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=False)
+        if checkpoint.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"train: {run_dir / 'last.pt'} is not a seglosses checkpoint.")
+        return checkpoint
+    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if existing and not config.overwrite:
+        raise ValueError(f"train: out must be a new or empty run folder; {os.fspath(run_dir)!r} "
+                         f"already holds {', '.join(existing)}. Pass --resume {run_dir} to "
+                         "continue it, or --overwrite to start again.")
+    return None
+
+
+def _restore(checkpoint, model, optimizer, scheduler, scaler, rank, world):
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    scaler.load_state_dict(checkpoint["scaler"])
+    states = checkpoint["rng"]
+    if len(states) != world:
+        log.warning("resume: the run had %d process(es), this one %d; the data order is kept "
+                    "but augmentation draws differ", len(states), world)
+    state = states[rank % len(states)]
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        with contextlib.suppress(RuntimeError):  # fewer GPUs than the run had
+            torch.cuda.set_rng_state_all(state["cuda"])
+    return checkpoint["epoch"], checkpoint["best_epoch"], checkpoint["best_mean_iou"]
+
+
+def _write_config(run_dir: Path, config: TrainConfig, dataset: dict, world: int) -> None:
+    import seglosses
+
+    atomic_write_text(run_dir / "config.json", dumps({
+        "format": CONFIG_FORMAT, "version": FORMAT_VERSION, "config": config.to_dict(),
+        "dataset": dataset, "world_size": world,
+        "versions": {"seglosses": seglosses.__version__, "torch": torch.__version__}}))
+
+
+def _read_config(run_dir: Path) -> dict:
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"train: resume must name a run folder with a config.json; "
+                                f"got {os.fspath(run_dir)!r}.")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("format") != CONFIG_FORMAT:
+        raise ValueError(f"train: {path} is not a seglosses run config.")
+    return data
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
+    """The records of ``metrics.jsonl`` (JSON ``null`` per-class values read back as ``nan``)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            with contextlib.suppress(json.JSONDecodeError):  # a line torn by a crash
+                records.append(_nan_lists(json.loads(line)))
+    return records
+
+
+def _nan_lists(record: dict) -> dict:
+    for key in ("val_iou", "val_dice"):
+        if key in record:
+            record[key] = [math.nan if v is None else v for v in record[key]]
+    return record
+
+
+def _append_metrics(run_dir: Path, record: dict) -> None:
+    with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as file:
+        file.write(dumps(record, indent=None) + "\n")
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def _rewrite_metrics(run_dir: Path, history: list[dict]) -> None:
+    atomic_write_text(run_dir / "metrics.jsonl",
+                      "".join(dumps(r, indent=None) + "\n" for r in history))
+
+
+def _write_curves(run_dir: Path, history: list[dict]) -> None:
+    from .report import curves_figure, figure_png
+
+    atomic_write_bytes(run_dir / "curves.png", figure_png(curves_figure(history)))
+
+
+@torch.no_grad()
+def _write_predictions(run_dir: Path, model, val_ds, count: int, device, amp) -> None:
+    """The best model's predictions on the first ``count`` validation images (2-D slices)."""
+    count = min(count, len(val_ds))
+    if count == 0:
+        return
+    best = torch.load(run_dir / "best.pt", map_location=device, weights_only=False)
+    model.load_state_dict(best["model"])
+    model.eval()
+    images, masks, preds = [], [], []
+    for index in range(count):
+        image, mask = val_ds[index]
+        image = torch.as_tensor(image)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+            logits = model(image.unsqueeze(0).to(device))
+        pred = predict(logits.float())[0].cpu()
+        image, mask = image.numpy(), np.asarray(mask)
+        if image.ndim == 4:  # 3-D: the middle slice along the first spatial axis
+            middle = image.shape[1] // 2
+            image, mask, pred = image[:, middle], mask[middle], pred[middle]
+        images.append(image.astype(np.float32))
+        masks.append(mask.astype(np.int64))
+        preds.append(pred.numpy().astype(np.int64))
+    buffer = _npz_bytes(images=np.stack(images), masks=np.stack(masks), preds=np.stack(preds),
+                        epoch=np.array(best["epoch"]))
+    atomic_write_bytes(run_dir / "predictions.npz", buffer)
+
+
+def _npz_bytes(**arrays) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file next to ``path``, fsync it, then rename it over."""
+    _atomic(path, lambda file: file.write(data))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_save(obj, path: Path) -> None:
+    """``torch.save`` that never leaves a torn file: temp file, fsync, ``os.replace``."""
+    _atomic(path, lambda file: torch.save(obj, file))
+
+
+def _atomic(path: Path, write: Callable) -> None:
+    path = Path(path)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                             suffix=".tmp")
+    try:
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 is too private for results
+        with os.fdopen(descriptor, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def dumps(data, indent: int | None = 2) -> str:
+    """JSON with ``nan``/``inf`` written as ``null`` (strict JSON that any reader accepts)."""
+    return json.dumps(_json_safe(data), indent=indent, allow_nan=False)
+
+
+def _json_safe(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, Path):
+        return os.fspath(value)
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    return value
+
+
+def _as_dict(info) -> dict:
+    data = dataclasses.asdict(info) if dataclasses.is_dataclass(info) else dict(vars(info))
+    return _json_safe(data)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _positive_int(function: str, name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise fail(function, name, "be a positive int", repr(value))
+
+
+def _prefix(label: str) -> str:
+    return f"[{label}] " if label else ""

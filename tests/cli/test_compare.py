@@ -1,0 +1,163 @@
+"""``compare`` and its report: every section, every number, ranking and resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from seglosses.cli.compare import (
+    compare,
+    parse_losses,
+    parse_seeds,
+    rank_losses,
+    run_folder_name,
+)
+from seglosses.cli.report import format_mean_std, summary_sentence, text_table
+from seglosses.cli.train import RunResult, TrainConfig
+
+TINY = dict(data="synthetic", size=32, num_images=6, val_split=0.34, batch_size=2, width=4,
+            depth=2, device="cpu", preview=2, epochs=2)
+LOSSES = ["ce", "ce+dice"]
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path_factory.mktemp("compare")
+        config = TrainConfig(**TINY, out=str(out))
+        return compare(config, LOSSES, [0, 1], progress=False)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_every_run_has_its_folder(compared):
+    assert list(compared.runs) == LOSSES
+    for position, loss in enumerate(LOSSES):
+        for seed, result in zip([0, 1], compared.runs[loss], strict=True):
+            assert result.run_dir == compared.out / "runs" / run_folder_name(position, loss) / \
+                f"seed-{seed}"
+            assert result.config.loss == loss and result.config.seed == seed
+            assert (result.run_dir / "best.pt").is_file()
+    # the seeds change the weights, not the data
+    first, second = compared.runs["ce"]
+    assert first.weights_sha256 != second.weights_sha256
+    assert first.last["val_class_pixels"] == second.last["val_class_pixels"]
+
+
+def test_the_ranking_is_sorted_with_mean_and_std_over_seeds(compared):
+    rows = compared.ranking
+    assert [r["rank"] for r in rows] == [1, 2]
+    assert rows[0]["mean_iou"] >= rows[1]["mean_iou"]
+    for row in rows:
+        per_seed = [r.best["val_mean_iou"] for r in compared.runs[row["loss"]]]
+        assert row["mean_iou"] == pytest.approx(sum(per_seed) / 2)
+        assert row["mean_iou_std"] == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2 ** 0.5)
+        assert len(row["class_iou"]) == 7
+
+
+def test_report_markdown_has_every_section(compared):
+    text = compared.report["markdown"].read_text()
+    for heading in ("# seglosses compare", "## Ranking by validation mean IoU",
+                    "## Per-class IoU", "## Curves", "## Validation predictions"):
+        assert heading in text
+    assert "| rank | loss | val mIoU |" in text and " ± " in text
+    assert "| share of val pixels |" in text  # how rare each class is, above its IoU
+    for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
+        assert (compared.out / image).is_file(), image
+    assert {p.name for p in (compared.out / "figures").iterdir()} == \
+        {"iou_bars.png", "curves.png", "predictions.png"}
+
+
+def test_report_html_is_self_contained(compared):
+    page = compared.report["html"].read_text()
+    assert '<table id="ranking">' in page and '<table id="class-iou">' in page
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert len(sources) == 3 + len(LOSSES)  # bars, curves, predictions + each loss's curves
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "<link" not in page and "<script" not in page and "http" not in page
+    for section in ("figure-iou_bars", "figure-curves", "figure-predictions"):
+        assert f'id="{section}"' in page
+
+
+def test_results_json_holds_every_number(compared):
+    data = json.loads(compared.report["results"].read_text())
+    assert data["format"] == "seglosses.CompareResult"
+    assert data["losses"] == LOSSES and data["seeds"] == [0, 1]
+    assert [r["loss"] for r in data["ranking"]] == [r["loss"] for r in compared.ranking]
+    assert len(data["runs"]) == 4
+    for run in data["runs"]:
+        assert len(run["history"]) == 2 and "val_iou" in run["history"][0]
+        assert run["best"]["epoch"] == run["best_epoch"]
+    assert data["dataset"]["class_names"][0] == "background"
+    assert data["descriptions"]["ce+dice"].startswith("cross-entropy")
+
+
+def test_resume_reuses_finished_runs(compared):
+    config = TrainConfig(**TINY, out=str(compared.out))
+    with pytest.raises(ValueError, match="already holds a comparison"):
+        compare(config, LOSSES, [0, 1], progress=False)
+    again = compare(config, LOSSES, [0, 1], progress=False, resume=True)
+    assert [r["mean_iou"] for r in again.ranking] == [r["mean_iou"] for r in compared.ranking]
+    for loss in LOSSES:
+        assert [len(r.history) for r in again.runs[loss]] == [2, 2]
+
+
+def test_bad_arguments_fail_before_any_training(tmp_path):
+    config = TrainConfig(**TINY, out=str(tmp_path / "c"))
+    with pytest.raises(ValueError, match="unknown|loss"):
+        compare(config, ["ce", "nonsense_loss"], [0], progress=False)
+    with pytest.raises(ValueError, match="distinct"):
+        compare(config, ["ce", "ce"], [0], progress=False)
+    with pytest.raises(ValueError, match="distinct"):
+        compare(config, ["ce"], [1, 1], progress=False)
+    assert not (tmp_path / "c").exists()
+
+
+def test_parsers_and_names():
+    assert parse_losses(" ce ; dice;;focal(gamma=2) ") == ["ce", "dice", "focal(gamma=2)"]
+    assert parse_seeds("0,1, 2") == [0, 1, 2]
+    for bad in ("", "a", "-1"):
+        with pytest.raises(ValueError, match="seeds"):
+            parse_seeds(bad)
+    with pytest.raises(ValueError, match="losses"):
+        parse_losses(" ; ")
+    assert run_folder_name(4, "tversky(alpha=0.3,beta=0.7)") == "05-tversky-alpha-0.3-beta-0.7"
+
+
+def _fake(loss: str, seed: int, mious: list, class_iou: list) -> RunResult:
+    history = [{"epoch": e + 1, "val_mean_iou": m, "val_iou": class_iou, "val_dice": class_iou,
+                "val_mean_dice": m, "val_pixel_accuracy": 0.5, "val_loss": 1.0}
+               for e, m in enumerate(mious)]
+    defined = [m for m in mious if m is not None]
+    best = 1 + mious.index(max(defined)) if defined else 1
+    return RunResult(Path(f"/runs/{loss}/{seed}"), TrainConfig(loss=loss, seed=seed), {},
+                     history, best, 10.0)
+
+
+def test_rank_losses_handles_undefined_values():
+    nan = math.nan
+    runs = {
+        "a": [_fake("a", 0, [0.2, 0.4], [0.5, nan]), _fake("a", 1, [0.6], [0.7, 0.1])],
+        "b": [_fake("b", 0, [None], [nan, nan])],
+        "c": [_fake("c", 0, [0.9], [0.9, 0.9])],
+    }
+    rows = rank_losses(runs)
+    assert [r["loss"] for r in rows] == ["c", "a", "b"]
+    a = rows[1]
+    assert a["mean_iou"] == pytest.approx(0.5) and a["mean_iou_std"] == pytest.approx(0.1414, 1e-3)
+    assert a["class_iou"] == pytest.approx([0.6, 0.1])  # NaN seeds left out per class
+    assert rows[2]["mean_iou"] is None and rows[2]["class_iou"] == [None, None]
+    assert rows[0]["mean_iou_std"] is None  # one seed: no spread
+    assert format_mean_std(0.5, 0.1414) == "0.500 ± 0.141"
+    assert format_mean_std(0.5, None) == "0.500" and format_mean_std(None, None) == "n/a"
+    table = text_table(rows)
+    assert table.splitlines()[0].startswith("rank  loss") and "n/a" in table
+    assert summary_sentence(rows).startswith("Best: c with validation mean IoU 0.900")
