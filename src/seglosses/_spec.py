@@ -148,3 +148,102 @@ def combine_reduction_check(function: str, reduction: str) -> str:
                    "(its terms have different shapes)", repr(reduction),
                    "Use the separate losses, or CompoundLoss, to see each term.")
     return reduction
+
+
+# --------------------------------------------------------------------------------------------
+# Option checks shared by the torch and Keras fronts (constructors and functionals)
+
+
+def option_values(function: str, argument: str, value) -> list[float]:
+    """A per-class option (sequence, NumPy array, or any framework's tensor) → floats."""
+    if isinstance(value, (list, tuple)):
+        try:
+            return [float(v) for v in value]
+        except (TypeError, ValueError):
+            raise fail(function, argument, "be a sequence of numbers", repr(value),
+                       error=TypeError) from None
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        if hasattr(value, "detach"):  # torch (also Keras's torch backend)
+            value = value.detach().cpu()
+        import numpy as np
+
+        array = np.asarray(value)
+        if array.ndim != 1:
+            raise fail(function, argument, "be a 1-D tensor of length C", f"shape {array.shape}")
+        if array.dtype.kind not in "fiu":
+            raise fail(function, argument, "be a real tensor", f"dtype {array.dtype}",
+                       error=TypeError)
+        return [float(v) for v in array.tolist()]
+    raise fail(function, argument, "be a length-C sequence, a 1-D tensor or a strategy name",
+               type(value).__name__, error=TypeError)
+
+
+def check_options_weights(function: str, class_weights, mode: str):
+    """Construction-time check of ``class_weights``: a strategy name or values."""
+    if class_weights is None:
+        return None
+    if isinstance(class_weights, str):
+        return check_strategy(function, class_weights, mode)
+    values = list(class_weights) if isinstance(class_weights, (list, tuple)) else \
+        option_values(function, "class_weights", class_weights)
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                not math.isfinite(value) or value < 0:
+            raise fail(function, "class_weights", "hold finite numbers >= 0", values)
+    if values and not any(v > 0 for v in values):
+        raise fail(function, "class_weights", "not be all zero", values)
+    return class_weights
+
+
+def check_pixel_options(function, *, mode, reduction, label_smoothing, class_weights, beta,
+                        aggregate="batch", modes=MODES, reductions=REDUCTIONS):
+    check_choice(function, "mode", mode, modes)
+    check_choice(function, "reduction", reduction, reductions)
+    check_choice(function, "aggregate", aggregate, PIXEL_AGGREGATES)
+    check_number(function, "label_smoothing", label_smoothing, low=0.0, high=1.0)
+    check_number(function, "beta", beta, low=0.0, high=1.0, high_inclusive=False)
+    check_options_weights(function, class_weights, mode)
+
+
+def check_region_options(function, *, mode, reduction, smooth, absent, aggregate,
+                         include_background, class_weights, weight_beta, alpha=0.5, beta=0.5,
+                         gamma=1.0, weight_beta_name="beta", reductions=REDUCTIONS):
+    check_choice(function, "mode", mode, MODES)
+    check_choice(function, "reduction", reduction, reductions)
+    check_choice(function, "absent", absent, ABSENT)
+    check_choice(function, "aggregate", aggregate, AGGREGATES)
+    for name, value in (("smooth", smooth), ("alpha", alpha), ("beta", beta), ("gamma", gamma)):
+        check_number(function, name, value)
+    check_number(function, weight_beta_name, weight_beta, low=0.0, high=1.0,
+                 high_inclusive=False)
+    if not isinstance(include_background, bool):
+        raise fail(function, "include_background", "be a bool", repr(include_background),
+                   error=TypeError)
+    if not include_background and mode != "multiclass":
+        raise fail(function, "include_background", f"be True for mode={mode!r} (class 0 is "
+                   "background only in multiclass mode)", include_background)
+    if class_weights == "balanced":
+        raise fail(function, "class_weights", "be a length-C sequence or a multiclass strategy "
+                   "for a region loss ('balanced' weighs the pixels of a BCE)", repr("balanced"))
+    check_options_weights(function, class_weights, mode)
+
+
+def check_alpha(function, alpha, mode):
+    """Focal ``alpha``: None, a scalar, or one value per class (within [0, 1] for sigmoids)."""
+    if alpha is None:
+        return
+    high = 1.0 if mode != "multiclass" else math.inf
+    if isinstance(alpha, (list, tuple)) or getattr(alpha, "ndim", 0):
+        values = option_values(function, "alpha", alpha)
+    else:
+        values = [alpha]
+    for value in values:
+        check_number(function, "alpha", value, low=0.0, high=high)
+
+
+def check_compound(function, *, reduction, lambda_ce, lambda_dice, label_smoothing):
+    """The extra checks of ``dice_ce_loss`` (before its region checks)."""
+    combine_reduction_check(function, reduction)
+    check_number(function, "lambda_ce", lambda_ce)
+    check_number(function, "lambda_dice", lambda_dice)
+    check_number(function, "label_smoothing", label_smoothing, low=0.0, high=1.0)

@@ -1,8 +1,11 @@
-"""Class-weight strategies, written once for NumPy arrays and torch tensors.
+"""Class-weight strategies, written once for NumPy arrays, torch tensors and keras.ops tensors.
 
 The torch path computes weights from each batch's labels on the device, without a host sync
-(so it also traces under ``torch.compile``); ``class_weights_from_counts`` computes the same
-numbers from dataset-wide counts. One formula serves both, so they cannot drift apart.
+(so it also traces under ``torch.compile``); the Keras front does the same with ``keras.ops``
+on any backend (so it traces under ``tf.function`` and ``jax.jit``);
+``class_weights_from_counts`` computes the same numbers from dataset-wide counts. One formula
+serves all three, so they cannot drift apart. Reductions and indexing go through the small ops
+adapters below, because TensorFlow tensors have no ``.sum()``/``.take()`` methods.
 """
 
 from __future__ import annotations
@@ -18,11 +21,32 @@ class _NumpyOps:
     where = staticmethod(np.where)
     sqrt = staticmethod(np.sqrt)
     log = staticmethod(np.log)
+    expm1 = staticmethod(np.expm1)
     sort = staticmethod(np.sort)
 
     @staticmethod
     def full_like(x, value):
         return np.full_like(x, value)
+
+    @staticmethod
+    def sum(x):
+        return x.sum()
+
+    @staticmethod
+    def max(x):
+        return x.max()
+
+    @staticmethod
+    def any(x):
+        return x.any()
+
+    @staticmethod
+    def take(x, index):
+        return x.take(index)
+
+    @staticmethod
+    def clip(x, low, high):
+        return x.clip(low, high)
 
 
 class _TorchOps:
@@ -40,15 +64,73 @@ class _TorchOps:
     def log(self, x):
         return self.torch.log(x)
 
+    def expm1(self, x):
+        return self.torch.expm1(x)
+
     def sort(self, x):
         return self.torch.sort(x).values
 
     def full_like(self, x, value):
         return self.torch.full_like(x, value)
 
+    # the tensor methods the formulas used before the Keras adapter existed (no behaviour change)
+    sum = staticmethod(_NumpyOps.sum)
+    max = staticmethod(_NumpyOps.max)
+    any = staticmethod(_NumpyOps.any)
+    take = staticmethod(_NumpyOps.take)
+    clip = staticmethod(_NumpyOps.clip)
+
+
+class _KerasOps:
+    """``keras.ops`` on any backend (TensorFlow tensors have no reduction methods)."""
+
+    def __init__(self):
+        from keras import backend, ops
+
+        self.ops, self.backend = ops, backend
+
+    def where(self, cond, a, b):
+        return self.ops.where(cond, a, b)
+
+    def sqrt(self, x):
+        return self.ops.sqrt(x)
+
+    def log(self, x):
+        return self.ops.log(x)
+
+    def expm1(self, x):
+        return self.ops.expm1(x)
+
+    def sort(self, x):
+        return self.ops.sort(x)
+
+    def full_like(self, x, value):
+        return self.ops.full_like(x, value)
+
+    def sum(self, x):
+        if self.backend.standardize_dtype(x.dtype) == "bool":
+            x = self.ops.cast(x, "int32")
+        return self.ops.sum(x)
+
+    def max(self, x):
+        return self.ops.max(x)
+
+    def any(self, x):
+        return self.ops.any(x)
+
+    def take(self, x, index):
+        return self.ops.take(x, index)
+
+    def clip(self, x, low, high):
+        return self.ops.clip(x, low, high)
+
 
 def _ops(counts):
-    return _NumpyOps if isinstance(counts, np.ndarray) else _TorchOps()
+    if isinstance(counts, np.ndarray):
+        return _NumpyOps
+    if type(counts).__module__.split(".")[0] == "torch":
+        return _TorchOps()
+    return _KerasOps()  # a TensorFlow or JAX tensor from the Keras front
 
 
 def strategy_weights(counts, method: str, beta: float = 0.999):
@@ -59,7 +141,7 @@ def strategy_weights(counts, method: str, beta: float = 0.999):
     """
     ops = _ops(counts)
     present = counts > 0
-    total = counts.sum()
+    total = ops.sum(counts)
     safe_counts = ops.where(present, counts, ops.full_like(counts, 1.0))
     freq = safe_counts / ops.where(total > 0, total, ops.full_like(total, 1.0))
     if method == "inverse_frequency":
@@ -70,20 +152,23 @@ def strategy_weights(counts, method: str, beta: float = 0.999):
         # numpy-style median of the present classes' frequencies: absent ones sort last (inf),
         # and the two middle entries among the k present ones are averaged.
         ordered = ops.sort(ops.where(present, freq, ops.full_like(freq, math.inf)))
-        k, last = present.sum(), freq.shape[0] - 1
-        low = ordered.take(((k - 1) // 2).clip(0, last))  # take: no host sync in torch
-        high = ordered.take((k // 2).clip(0, last))
+        k, last = ops.sum(present), freq.shape[0] - 1
+        low = ops.take(ordered, ops.clip((k - 1) // 2, 0, last))  # take: no host sync in torch
+        high = ops.take(ordered, ops.clip(k // 2, 0, last))
         weights = (0.5 * (low + high)) / freq
     elif method == "effective_number":
-        weights = (1.0 - beta) / (1.0 - beta ** safe_counts)
+        # 1 - β^n as -expm1(n ln β): β^n in float32 loses ~n·1e-8 and 1 - β^n then has a
+        # relative error of ~1e-5 for small n; this form keeps float32 within ~1e-7
+        log_beta = math.log(beta) if beta > 0 else -math.inf
+        weights = (1.0 - beta) / -ops.expm1(safe_counts * log_beta)
     elif method == "log_inverse":
         weights = 1.0 / ops.log(1.02 + freq)
     else:  # pragma: no cover - guarded by the callers
         raise ValueError(method)
     # every weight is positive, so 0 is neutral for the max over present classes
-    largest = ops.where(present, weights, ops.full_like(weights, 0.0)).max()
+    largest = ops.max(ops.where(present, weights, ops.full_like(weights, 0.0)))
     weights = ops.where(present, weights, largest)
-    return ops.where(present.any(), weights, ops.full_like(weights, 1.0))
+    return ops.where(ops.any(present), weights, ops.full_like(weights, 1.0))
 
 
 def balanced_weights(negatives, positives):

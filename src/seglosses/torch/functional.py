@@ -9,22 +9,16 @@ from __future__ import annotations
 
 import torch
 
+from .. import _spec as spec
 from .._spec import (
-    ABSENT,
-    AGGREGATES,
-    MODES,
-    PIXEL_AGGREGATES,
-    REDUCTIONS,
     check_choice,
     check_number,
-    combine_reduction_check,
     fail,
 )
 from ._dispatch import resolve_impl
 from ._distributed import global_sum
 from ._stats import binary_terms, multiclass_terms, sigmoid_parts, sigmoid_stats
 from ._targets import prepare_multiclass, prepare_sigmoid
-from .weights import check_options_weights
 
 __all__ = [
     "cross_entropy",
@@ -41,50 +35,19 @@ __all__ = [
 # Option checks (also run by the Module constructors)
 
 
-def check_pixel_options(function, *, mode, reduction, label_smoothing, impl, class_weights,
-                        beta, aggregate="batch", modes=MODES, reductions=REDUCTIONS):
-    check_choice(function, "mode", mode, modes)
-    check_choice(function, "aggregate", aggregate, PIXEL_AGGREGATES)
-    check_choice(function, "reduction", reduction, reductions)
-    check_number(function, "label_smoothing", label_smoothing, low=0.0, high=1.0)
-    check_number(function, "beta", beta, low=0.0, high=1.0, high_inclusive=False)
-    check_options_weights(function, class_weights, mode)
+def check_pixel_options(function, *, impl, **options):
+    """The shared option checks (``seglosses._spec``) plus the torch-only ``impl``."""
+    spec.check_pixel_options(function, **options)
     resolve_impl(function, impl, None)
 
 
-def check_region_options(function, *, mode, reduction, smooth, absent, aggregate,
-                         include_background, impl, class_weights, weight_beta, alpha=0.5,
-                         beta=0.5, gamma=1.0, weight_beta_name="beta", reductions=REDUCTIONS):
-    check_choice(function, "mode", mode, MODES)
-    check_choice(function, "reduction", reduction, reductions)
-    check_choice(function, "absent", absent, ABSENT)
-    check_choice(function, "aggregate", aggregate, AGGREGATES)
-    for name, value in (("smooth", smooth), ("alpha", alpha), ("beta", beta), ("gamma", gamma)):
-        check_number(function, name, value)
-    check_number(function, weight_beta_name, weight_beta, low=0.0, high=1.0,
-                 high_inclusive=False)
-    if not isinstance(include_background, bool):
-        raise fail(function, "include_background", "be a bool", repr(include_background),
-                   error=TypeError)
-    if not include_background and mode != "multiclass":
-        raise fail(function, "include_background", f"be True for mode={mode!r} (class 0 is "
-                   "background only in multiclass mode)", include_background)
-    if class_weights == "balanced":
-        raise fail(function, "class_weights", "be a length-C sequence or a multiclass strategy "
-                   "for a region loss ('balanced' weighs the pixels of a BCE)", repr("balanced"))
-    check_options_weights(function, class_weights, mode)
+def check_region_options(function, *, impl, **options):
+    spec.check_region_options(function, **options)
     resolve_impl(function, impl, None)
 
 
-def check_alpha(function, alpha, mode):
-    """Focal ``alpha``: None, a scalar, or one value per class (within [0, 1] for sigmoids)."""
-    if alpha is None:
-        return
-    high = 1.0 if mode != "multiclass" else float("inf")
-    values = alpha.detach().cpu().flatten().tolist() if isinstance(alpha, torch.Tensor) \
-        else alpha if isinstance(alpha, (list, tuple)) else [alpha]
-    for value in values:
-        check_number(function, "alpha", value, low=0.0, high=high)
+check_alpha = spec.check_alpha
+check_compound = spec.check_compound
 
 
 # --------------------------------------------------------------------------------------------
@@ -674,10 +637,8 @@ def dice_ce_loss(input, target, *, mode="multiclass", lambda_ce=1.0, lambda_dice
         Isensee et al., "nnU-Net", Nature Methods 2021 (Dice + CE as the default loss).
     """
     function = "dice_ce_loss"
-    combine_reduction_check(function, reduction)
-    check_number(function, "lambda_ce", lambda_ce)
-    check_number(function, "lambda_dice", lambda_dice)
-    check_number(function, "label_smoothing", label_smoothing, low=0.0, high=1.0)
+    check_compound(function, reduction=reduction, lambda_ce=lambda_ce, lambda_dice=lambda_dice,
+                   label_smoothing=label_smoothing)
     region_weights = None if class_weights == "balanced" else class_weights
     check_region_options(function, mode=mode, reduction=reduction, smooth=smooth, absent=absent,
                          aggregate=aggregate, include_background=include_background, impl=impl,

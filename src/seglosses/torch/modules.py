@@ -75,11 +75,9 @@ def _region_check(name):
         class_weights = options["class_weights"]
         if name == "DiceCELoss":
             class_weights = None if class_weights == "balanced" else class_weights
-            F.combine_reduction_check(name, options["reduction"])
-            for key in ("lambda_ce", "lambda_dice"):
-                F.check_number(name, key, options[key])
-            F.check_number(name, "label_smoothing", options["label_smoothing"], low=0.0,
-                           high=1.0)
+            F.check_compound(name, reduction=options["reduction"],
+                             lambda_ce=options["lambda_ce"], lambda_dice=options["lambda_dice"],
+                             label_smoothing=options["label_smoothing"])
         F.check_region_options(
             name, mode=options["mode"], reduction=options["reduction"], smooth=options["smooth"],
             absent=options["absent"], aggregate=options["aggregate"],

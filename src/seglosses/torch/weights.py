@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .._spec import check_strategy, check_weight_values, fail
@@ -50,28 +48,6 @@ def batch_class_weights(function: str, strategy: str, counts, mode: str, beta: f
         negatives, positives = counts
         return balanced_weights(negatives, positives)
     return strategy_weights(counts, strategy, beta)
-
-
-def check_options_weights(function: str, class_weights, mode: str):
-    """Constructor-time check of a ``class_weights`` option (strategy name or values)."""
-    if class_weights is None:
-        return None
-    if isinstance(class_weights, str):
-        return check_strategy(function, class_weights, mode)
-    if isinstance(class_weights, torch.Tensor):
-        values = class_weights.detach().cpu().double().flatten().tolist()
-    elif isinstance(class_weights, (list, tuple)):
-        values = list(class_weights)
-    else:
-        raise fail(function, "class_weights", "be a length-C sequence, a 1-D tensor or a "
-                   "strategy name", type(class_weights).__name__, error=TypeError)
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                not math.isfinite(value) or value < 0:
-            raise fail(function, "class_weights", "hold finite numbers >= 0", values)
-    if values and not any(v > 0 for v in values):
-        raise fail(function, "class_weights", "not be all zero", values)
-    return class_weights
 
 
 def unet_weight_map(labels, *, w0: float = 10.0, sigma: float = 5.0, instances: bool = False,
