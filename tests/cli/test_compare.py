@@ -161,3 +161,22 @@ def test_rank_losses_handles_undefined_values():
     table = text_table(rows)
     assert table.splitlines()[0].startswith("rank  loss") and "n/a" in table
     assert summary_sentence(rows).startswith("Best: c with validation mean IoU 0.900")
+
+
+def test_each_loss_has_one_colour_in_every_chart():
+    """The ranked bars and the curves (in the user's order) colour a loss the same way."""
+    from matplotlib.colors import to_hex
+
+    from seglosses.cli import report
+
+    history = [{"epoch": 1, "val_mean_iou": 0.5, "train_loss": 1.0}]
+    curves = report.comparison_curves_figure({"ce": history, "dice": history, "focal": history})
+    bars = report.iou_bars_figure(
+        [{"loss": name, "class_iou": [0.5, 0.4]} for name in ("focal", "dice", "ce")],
+        ["background", "object"])
+    line_colours = {line.get_label(): to_hex(line.get_color())
+                    for line in curves.axes[0].get_lines()}
+    bar_colours = {container.get_label(): to_hex(container.patches[0].get_facecolor())
+                   for container in bars.axes[0].containers}
+    assert line_colours == bar_colours
+    assert len(set(line_colours.values())) == 3

@@ -115,13 +115,21 @@ def curves_figure(history: list[dict], title: str = ""):
     return figure
 
 
+def _loss_colours(names) -> dict[str, str]:
+    """One colour per loss, the same in every chart (keyed by the sorted names, so the ranked
+    bars and the curves in the user's order agree)."""
+    return {name: _BASE_COLOURS[1 + i % (len(_BASE_COLOURS) - 1)]
+            for i, name in enumerate(sorted(set(names)))}
+
+
 def comparison_curves_figure(histories: dict[str, list[dict]]):
     """Validation mean IoU and training loss of every loss, one line each (first seed)."""
     figure = _figure(9.0, 3.2)
     iou_axes, loss_axes = figure.subplots(1, 2)
-    for position, (name, history) in enumerate(histories.items()):
+    colours = _loss_colours(histories)
+    for name, history in histories.items():
         epochs = [r["epoch"] for r in history]
-        colour = _BASE_COLOURS[1 + position % (len(_BASE_COLOURS) - 1)]
+        colour = colours[name]
         iou_axes.plot(epochs, _values(history, "val_mean_iou"), color=colour, marker="o",
                       markersize=3, label=name)
         loss_axes.plot(epochs, _values(history, "train_loss"), color=colour, marker="o",
@@ -140,8 +148,9 @@ def iou_bars_figure(rows: list[dict], class_names: list[str]):
     axes = figure.subplots()
     width = 0.8 / max(len(rows), 1)
     positions = np.arange(num_classes)
+    colours = _loss_colours(row["loss"] for row in rows)
     for index, row in enumerate(rows):
-        colour = _BASE_COLOURS[1 + index % (len(_BASE_COLOURS) - 1)]
+        colour = colours[row["loss"]]
         values = np.array([math.nan if v is None else v for v in row["class_iou"]])
         axes.bar(positions + (index - (len(rows) - 1) / 2) * width, np.nan_to_num(values),
                  width, color=colour, label=row["loss"], edgecolor="white", linewidth=0.5)
