@@ -247,3 +247,15 @@ def check_compound(function, *, reduction, lambda_ce, lambda_dice, label_smoothi
     check_number(function, "lambda_ce", lambda_ce)
     check_number(function, "lambda_dice", lambda_dice)
     check_number(function, "label_smoothing", label_smoothing, low=0.0, high=1.0)
+
+
+def label_range_error(function: str, outside, ignore, num_classes: int) -> Exception:
+    """The out-of-range label error of every front, from the offending label values."""
+    outside = sorted(set(int(v) for v in outside))
+    hint = ""
+    if all(v < 0 or v >= num_classes for v in outside):
+        hint = (f"Did you mean ignore_index={outside[0]}?" if len(outside) == 1
+                else f"Did you mean ignore_index={tuple(outside[:4])}?")
+    return fail(function, "target", f"hold class indices in [0, {num_classes}) or an "
+                f"ignore_index {list(ignore) if ignore else '(none set)'}",
+                f"values {outside[:8]}", hint)

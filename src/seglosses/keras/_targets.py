@@ -27,6 +27,7 @@ from .._spec import (
     check_strategy,
     check_weight_values,
     fail,
+    label_range_error,
     shape_text,
     target_shape_error,
 )
@@ -336,14 +337,8 @@ def _index_labels(function, y_true, ignore, num_classes, checking, validate, n, 
         ignored_np = np.isin(labels_np, ignore) if ignore else np.zeros(labels_np.shape, bool)
         bad = ((labels_np < 0) | (labels_np >= num_classes)) & ~ignored_np
         if bad.any():
-            outside = sorted(set(np.unique(labels_np[bad]).tolist()))
-            hint = ""
-            if all(v < 0 or v >= num_classes for v in outside):
-                hint = (f"Did you mean ignore_index={outside[0]}?" if len(outside) == 1
-                        else f"Did you mean ignore_index={tuple(outside[:4])}?")
-            raise fail(function, "target", f"hold class indices in [0, {num_classes}) or an "
-                       f"ignore_index {list(ignore) if ignore else '(none set)'}",
-                       f"values {outside[:8]}", hint)
+            raise label_range_error(function, np.unique(labels_np[bad]).tolist(), ignore,
+                                    num_classes)
     flat = ops.reshape(y_true, (n, -1))
     broken = None
     if not integer:  # NaN / fractions can only come through unchecked: they become invalid

@@ -17,6 +17,7 @@ from .._spec import (
     check_class_dim,
     check_ignore_index,
     fail,
+    label_range_error,
     shape_text,
     target_shape_error,
 )
@@ -282,14 +283,7 @@ def _index_labels(function, flat, ignore, num_classes, checking, validate, dtype
 
 
 def _raise_labels(function, flat, bad, ignore, num_classes):
-    outside = sorted(set(torch.unique(flat[bad]).tolist()))
-    hint = ""
-    if all(v < 0 or v >= num_classes for v in outside):
-        hint = (f"Did you mean ignore_index={outside[0]}?" if len(outside) == 1
-                else f"Did you mean ignore_index={tuple(outside[:4])}?")
-    raise fail(function, "target", f"hold class indices in [0, {num_classes}) or an "
-               f"ignore_index {list(ignore) if ignore else '(none set)'}",
-               f"values {outside[:8]}", hint)
+    raise label_range_error(function, torch.unique(flat[bad]).tolist(), ignore, num_classes)
 
 
 def _class_counts(labels, dense, valid, axis, num_classes, dtype):
