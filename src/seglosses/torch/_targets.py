@@ -142,7 +142,7 @@ def _clip(probabilities: torch.Tensor) -> torch.Tensor:
     return probabilities.clamp(PROBABILITY_EPS, _CLIP_HIGH[probabilities.dtype])
 
 
-def _as_3d(x: torch.Tensor, class_dim: int) -> tuple[torch.Tensor, int]:
+def as_3d(x: torch.Tensor, class_dim: int) -> tuple[torch.Tensor, int]:
     """View ``x`` as (N, C, S) or (N, S, C) without copying when the strides allow it."""
     n, c = x.shape[0], x.shape[class_dim]
     s = math.prod([size for axis, size in enumerate(x.shape) if axis not in (0, class_dim)])
@@ -157,7 +157,7 @@ def _as_3d(x: torch.Tensor, class_dim: int) -> tuple[torch.Tensor, int]:
         return moved.reshape(n, c, s), 1  # arbitrary strides: one copy
 
 
-def _arrange_like(t: torch.Tensor, class_dim: int, axis: int) -> torch.Tensor:
+def arrange_like(t: torch.Tensor, class_dim: int, axis: int) -> torch.Tensor:
     n, c = t.shape[0], t.shape[class_dim]
     s = math.prod([size for a, size in enumerate(t.shape) if a not in (0, class_dim)])
     if axis == 1:
@@ -167,7 +167,10 @@ def _arrange_like(t: torch.Tensor, class_dim: int, axis: int) -> torch.Tensor:
 
 def prepare_multiclass(function: str, input, target, *, class_dim: int, from_logits: bool,
                        ignore_index, mask, pixel_weights, class_weights, beta: float,
-                       validate: bool, global_counts: bool = False) -> Multiclass:
+                       validate: bool, global_counts: bool = False,
+                       native: bool = False) -> Multiclass:
+    """The multiclass problem; ``native=True`` (the Triton kernels) keeps the logits and an
+    index map in their own dtypes (the kernels convert in registers)."""
     check_input(function, input, target)
     class_dim = check_class_dim(function, class_dim, input.ndim)
     ignore = check_ignore_index(function, ignore_index)
@@ -206,12 +209,12 @@ def prepare_multiclass(function: str, input, target, *, class_dim: int, from_log
 
     if not from_logits and checking:
         _check_probabilities(function, input)
-    x, axis = _as_3d(input, class_dim)
+    x, axis = as_3d(input, class_dim)
     probabilities = None
     if not from_logits:
         normalised = x / x.sum(axis, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
         probabilities = _clip(normalised).to(dtype)
-    x = x.to(dtype)
+    x = x if native else x.to(dtype)
     n = input.shape[0]
 
     labels = dense = None
@@ -219,7 +222,7 @@ def prepare_multiclass(function: str, input, target, *, class_dim: int, from_log
     if is_index:
         flat = target.reshape(n, math.prod(pixel_shape[1:]))
         labels, valid = _index_labels(function, flat, ignore, num_classes, checking, validate,
-                                      dtype)
+                                      dtype, native)
     else:
         if target.dtype == torch.bool or not target.is_floating_point():
             target = target.to(dtype)
@@ -228,7 +231,7 @@ def prepare_multiclass(function: str, input, target, *, class_dim: int, from_log
             if bool(bad.any()):
                 raise fail(function, "target", "hold one-hot or soft probabilities in [0, 1] "
                            "without NaN/Inf", _sample(target[bad]))
-        dense = _arrange_like(target.to(dtype), class_dim, axis)
+        dense = arrange_like(target.to(dtype), class_dim, axis)
 
     flat_side = [None if m is None else m.reshape(n, math.prod(pixel_shape[1:])).to(dtype)
                  for m in (mask, pixel_weights)]
@@ -247,8 +250,12 @@ def prepare_multiclass(function: str, input, target, *, class_dim: int, from_log
     return Multiclass(x, axis, labels, dense, v, weights, pixel_shape, probabilities)
 
 
-def _index_labels(function, flat, ignore, num_classes, checking, validate, dtype):
-    """Labels safe to index with (ignored / invalid → 0) and the validity weight (or None)."""
+def _index_labels(function, flat, ignore, num_classes, checking, validate, dtype, native=False):
+    """Labels safe to index with (ignored / invalid → 0) and the validity weight (or None).
+
+    int64 for the torch path; ``native`` keeps the labels' own integer dtype (the kernels
+    compare labels with class numbers and never index with them).
+    """
     if flat.dtype == torch.bool:
         flat = flat.to(torch.uint8)
     zero = torch.zeros((), dtype=flat.dtype, device=flat.device)
@@ -259,7 +266,7 @@ def _index_labels(function, flat, ignore, num_classes, checking, validate, dtype
             if int(low) < 0 or int(high) >= num_classes:
                 _raise_labels(function, flat, (flat < 0) | (flat >= num_classes), ignore,
                               num_classes)
-        return flat.long(), None
+        return (flat if native else flat.long()), None
     if len(ignore) == 1:
         ignored = flat == ignore[0]
     elif ignore:
@@ -272,7 +279,8 @@ def _index_labels(function, flat, ignore, num_classes, checking, validate, dtype
     if checking and bool(invalid.any()):
         _raise_labels(function, flat, invalid, ignore, num_classes)
     unusable = invalid if ignored is None else invalid | ignored
-    labels = torch.where(unusable, zero, flat).long()
+    labels = torch.where(unusable, zero, flat)
+    labels = labels if native else labels.long()
     valid = None if ignored is None else (~ignored).to(dtype)
     if not validate:
         # an out-of-range label is never used as an index: its pixel becomes NaN instead
@@ -292,7 +300,7 @@ def _class_counts(labels, dense, valid, axis, num_classes, dtype):
         ones = torch.ones_like(labels, dtype=dtype) if valid is None else \
             torch.nan_to_num(valid, nan=0.0)
         counts = torch.zeros(num_classes, dtype=dtype, device=labels.device)
-        return counts.index_add_(0, labels.flatten(), ones.flatten())
+        return counts.index_add_(0, labels.flatten().long(), ones.flatten())
     spatial_axis = 3 - axis
     if valid is None:
         return dense.sum(dim=(0, spatial_axis))
@@ -302,8 +310,12 @@ def _class_counts(labels, dense, valid, axis, num_classes, dtype):
 def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,
                     from_logits: bool, ignore_index, mask, pixel_weights, class_weights,
                     pos_weight, label_smoothing: float, validate: bool,
-                    global_counts: bool = False) -> Sigmoid:
-    """Binary / multilabel inputs; an input without channel axis gets one at dim 1."""
+                    global_counts: bool = False, native: bool = False) -> Sigmoid:
+    """Binary / multilabel inputs; an input without channel axis gets one at dim 1.
+
+    ``native=True`` (the Triton kernels) keeps the logits and an integer target in their own
+    dtypes and leaves label smoothing to the kernel (``smoothed`` is then None).
+    """
     check_input(function, input, target)
     ignore = check_ignore_index(function, ignore_index)
     output_shape = tuple(input.shape)
@@ -350,7 +362,10 @@ def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,
             valid = (~ignored).to(dtype)
             target = torch.where(ignored, torch.zeros((), dtype=target.dtype,
                                                       device=target.device), target)
-        target = target.to(dtype)
+        if not native:
+            target = target.to(dtype)
+        elif target.dtype == torch.bool:
+            target = target.view(torch.uint8)
     else:
         if checking:
             bad = ~torch.isfinite(target) | (target < 0) | (target > 1)
@@ -364,7 +379,7 @@ def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,
             _check_probabilities(function, input)
         x = _clip(input).to(dtype)
     else:
-        x = input.to(dtype)
+        x = input if native else input.to(dtype)
 
     side = [None if m is None else m.unsqueeze(class_dim).to(dtype)
             for m in (mask, pixel_weights)]
@@ -375,10 +390,11 @@ def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,
     region_weights = positive = negative = None
     if isinstance(class_weights, str):
         dims = tuple(a for a in range(x.ndim) if a != class_dim)
-        validity = torch.ones_like(target) if counting is None else \
-            torch.nan_to_num(counting, nan=0.0).expand_as(target)
-        positives = (target * validity).sum(dims)
-        negatives = ((1 - target) * validity).sum(dims)
+        as_float = target.to(dtype)
+        validity = torch.ones_like(as_float) if counting is None else \
+            torch.nan_to_num(counting, nan=0.0).expand_as(as_float)
+        positives = (as_float * validity).sum(dims)
+        negatives = ((1 - as_float) * validity).sum(dims)
         if global_counts:
             positives = global_sum(positives, differentiable=False)
             negatives = global_sum(negatives, differentiable=False)
@@ -394,7 +410,10 @@ def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,
                                   check=checking, argument="pos_weight",
                                   allow_zero_sum=True).reshape(broadcast)
         positive = pw if positive is None else positive * pw
-    smoothed = target if label_smoothing == 0 else \
-        target * (1 - label_smoothing) + label_smoothing / 2
+    if native:
+        smoothed = None
+    else:
+        smoothed = target if label_smoothing == 0 else \
+            target * (1 - label_smoothing) + label_smoothing / 2
     return Sigmoid(x, class_dim, target, smoothed, v, region_weights, positive, negative,
                    output_shape)

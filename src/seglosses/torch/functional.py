@@ -7,6 +7,8 @@ of each loss and option is fixed in ``docs/semantics.md`` (SPEC): the same numbe
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .. import _spec as spec
@@ -15,10 +17,11 @@ from .._spec import (
     check_number,
     fail,
 )
+from . import _dispatch as kernels
 from ._dispatch import resolve_impl
 from ._distributed import global_sum
 from ._stats import binary_terms, multiclass_terms, sigmoid_parts, sigmoid_stats
-from ._targets import prepare_multiclass, prepare_sigmoid
+from ._targets import compute_dtype, prepare_multiclass, prepare_sigmoid
 
 __all__ = [
     "cross_entropy",
@@ -129,34 +132,73 @@ def _output_dtype(total, input_dtype):
 
 def _multiclass_pixel(function, input, target, *, focal, gamma, alpha, class_dim, from_logits,
                       ignore_index, mask, class_weights, beta, pixel_weights, label_smoothing,
-                      reduction, validate, aggregate):
+                      reduction, validate, aggregate, impl):
     problem = prepare_multiclass(function, input, target, class_dim=class_dim,
                                  from_logits=from_logits, ignore_index=ignore_index, mask=mask,
                                  pixel_weights=pixel_weights, class_weights=class_weights,
                                  beta=beta, validate=validate,
-                                 global_counts=aggregate == "global")
-    if focal and (gamma != 0 or alpha is not None):
+                                 global_counts=aggregate == "global", native=impl == "triton")
+    focal = focal and (gamma != 0 or alpha is not None)
+    if impl == "triton":
+        options = dict(label_smoothing=label_smoothing, gamma=gamma if focal else 0.0,
+                       scale=_focal_scale(problem, alpha) if focal else problem.class_weights)
+        if reduction == "none":
+            loss = kernels.softmax_terms(problem, pixel="each", stats=False, **options)[0]
+            return _reduce_pixels(loss, reduction, None, problem.pixel_shape, input.dtype)
+        return _reduced_in_kernel(kernels.softmax_reduced, problem, _mean_normaliser(problem),
+                                  reduction, aggregate, options)
+    if focal:
         loss = _softmax_focal(problem, gamma, alpha, label_smoothing)
     else:
         loss = multiclass_terms(problem, label_smoothing=label_smoothing, want_ce=True,
                                 want_stats=False)[0]
-    return _reduce_pixels(loss, reduction, _mean_normaliser(problem, loss), problem.pixel_shape,
+    return _reduce_pixels(loss, reduction, _mean_normaliser(problem), problem.pixel_shape,
                           input.dtype, aggregate)
 
 
-def _mean_normaliser(problem, loss):
+def _reduced_in_kernel(reduced, problem, normaliser, reduction, aggregate, options):
+    """A "mean"/"sum" pixel loss whose gradient the kernel writes in its forward pass.
+
+    The normaliser is known before the launch (summed over ranks first for "global"), so the
+    kernel scales the gradient itself; only the reduced sum then crosses ranks.
+    """
+    if reduction == "sum":
+        normaliser = torch.ones_like(normaliser)
+    elif aggregate == "global":
+        normaliser = global_sum(normaliser, differentiable=False)
+    total = reduced(problem, normaliser, **options)
+    return global_sum(total) if aggregate == "global" else total
+
+
+def _count(shape, dtype, device):
+    # torch.full, not torch.tensor: no host-to-device copy (CUDA-graph capturable)
+    return torch.full((), float(math.prod(shape)), dtype=dtype, device=device)
+
+
+def _mean_normaliser(problem):
     """The "mean" denominator: Σ v_i w_{y_i} for an index map, Σ v_i for a float target."""
     v, w, labels = problem.v, problem.class_weights, problem.labels
     if labels is not None and w is not None:
-        weights = w[labels]
+        weights = w[labels.long()]
         return (weights if v is None else weights * v).sum()
     if v is not None:
         return v.sum()
-    return torch.tensor(float(loss.numel()), dtype=loss.dtype, device=loss.device)
+    return _count(problem.pixel_shape, compute_dtype(problem.x.dtype), problem.x.device)
+
+
+def _focal_scale(problem, alpha):
+    """The per-class factor of the softmax focal term: class weights times α."""
+    scale = problem.class_weights
+    if alpha is not None:
+        num_classes = problem.x.shape[problem.axis]
+        a = torch.as_tensor(alpha, dtype=compute_dtype(problem.x.dtype), device=problem.x.device)
+        a = a.expand(num_classes) if a.ndim == 0 else a
+        scale = a if scale is None else scale * a
+    return scale
 
 
 def _softmax_focal(problem, gamma, alpha, label_smoothing):
-    """``Σ_c w_c α_c q_c (1-p_c)^γ (-log p_c)`` by autograd (focal loss has no fused path)."""
+    """``Σ_c w_c α_c q_c (1-p_c)^γ (-log p_c)`` by autograd on the torch path."""
     axis = problem.axis
     if problem.probabilities is None:
         logp = torch.log_softmax(problem.x, axis)
@@ -166,11 +208,7 @@ def _softmax_focal(problem, gamma, alpha, label_smoothing):
         logp = torch.log(p)
     num_classes = p.shape[axis]
     term = (1 - p).clamp_min(torch.finfo(p.dtype).tiny) ** gamma * -logp
-    scale = problem.class_weights
-    if alpha is not None:
-        a = torch.as_tensor(alpha, dtype=p.dtype, device=p.device)
-        a = a.expand(num_classes) if a.ndim == 0 else a
-        scale = a if scale is None else scale * a
+    scale = _focal_scale(problem, alpha)
     if scale is not None:
         term = term * (scale.view(1, -1, 1) if axis == 1 else scale.view(1, 1, -1))
     eps = label_smoothing
@@ -186,14 +224,32 @@ def _softmax_focal(problem, gamma, alpha, label_smoothing):
     return loss
 
 
+def _sigmoid_normaliser(problem):
+    """The "mean" denominator of a sigmoid loss: Σ v over elements (their count without v)."""
+    v, shape = problem.v, problem.x.shape
+    if v is None:
+        return _count(shape, compute_dtype(problem.x.dtype), problem.x.device)
+    return v.expand(shape).sum() if v.shape != shape else v.sum()
+
+
 def _sigmoid_pixel(function, input, target, *, mode, focal, gamma, alpha, class_dim,
                    from_logits, ignore_index, mask, class_weights, pixel_weights, pos_weight,
-                   label_smoothing, reduction, validate, aggregate):
+                   label_smoothing, reduction, validate, aggregate, impl):
     problem = prepare_sigmoid(function, input, target, mode=mode, class_dim=class_dim,
                               from_logits=from_logits, ignore_index=ignore_index, mask=mask,
                               pixel_weights=pixel_weights, class_weights=class_weights,
                               pos_weight=pos_weight, label_smoothing=label_smoothing,
-                              validate=validate, global_counts=aggregate == "global")
+                              validate=validate, global_counts=aggregate == "global",
+                              native=impl == "triton")
+    if impl == "triton":
+        focal = focal and (gamma != 0 or alpha is not None)
+        options = dict(label_smoothing=label_smoothing, gamma=gamma if focal else 0.0,
+                       alpha=alpha if focal else None)
+        if reduction == "none":
+            loss = kernels.sigmoid_terms(problem, pixel="each", stats=False, **options)[0]
+            return _reduce_pixels(loss, reduction, None, problem.output_shape, input.dtype)
+        return _reduced_in_kernel(kernels.sigmoid_reduced, problem,
+                                  _sigmoid_normaliser(problem), reduction, aggregate, options)
     p, logp, log1mp = sigmoid_parts(problem, from_logits)
     loss = binary_terms(problem, logp, log1mp)
     if focal and (gamma != 0 or alpha is not None):
@@ -208,14 +264,10 @@ def _sigmoid_pixel(function, input, target, *, mode, focal, gamma, alpha, class_
                 shape[problem.class_dim] = -1
                 a = a.view(shape)
             loss = loss * (a * y + (1 - a) * (1 - y))
-    v = problem.v
-    if v is not None:
-        loss = loss * v
-        normaliser = v.expand_as(loss).sum() if v.shape != loss.shape else v.sum()
-    else:
-        normaliser = torch.tensor(float(loss.numel()), dtype=loss.dtype, device=loss.device)
-    return _reduce_pixels(loss, reduction, normaliser, problem.output_shape, input.dtype,
-                          aggregate)
+    if problem.v is not None:
+        loss = loss * problem.v
+    return _reduce_pixels(loss, reduction, _sigmoid_normaliser(problem), problem.output_shape,
+                          input.dtype, aggregate)
 
 
 def _pixel_loss(function, input, target, *, mode, focal=False, gamma=0.0, alpha=None,
@@ -223,14 +275,14 @@ def _pixel_loss(function, input, target, *, mode, focal=False, gamma=0.0, alpha=
                 pos_weight, label_smoothing, reduction, validate, impl, aggregate):
     check_pixel_options(function, mode=mode, reduction=reduction, label_smoothing=label_smoothing,
                         impl=impl, class_weights=class_weights, beta=beta, aggregate=aggregate)
-    resolve_impl(function, impl, input)
+    impl = resolve_impl(function, impl, input, from_logits=from_logits)
     if focal:
         check_number(function, "gamma", gamma)
         check_alpha(function, alpha, mode)
     common = dict(class_dim=class_dim, from_logits=from_logits, ignore_index=ignore_index,
                   mask=mask, class_weights=class_weights, pixel_weights=pixel_weights,
                   label_smoothing=label_smoothing, reduction=reduction, validate=validate,
-                  aggregate=aggregate)
+                  aggregate=aggregate, impl=impl)
     if mode == "multiclass":
         if pos_weight is not None:
             raise fail(function, "pos_weight", "be None for mode='multiclass' (it weighs the "
@@ -411,41 +463,56 @@ def focal_loss(input, target, *, mode="multiclass", gamma=2.0, alpha=None, class
 
 def _region_stats(function, input, target, *, mode, soft_label, class_dim, from_logits,
                   ignore_index, mask, class_weights, beta, pixel_weights, validate,
-                  want_ce=False, label_smoothing=0.0, pos_weight=None, aggregate="image"):
-    """Statistics (and, for compounds, the pixel loss from the same activation)."""
+                  want_ce=False, label_smoothing=0.0, pos_weight=None, aggregate="image",
+                  impl="torch"):
+    """Statistics (and, for compounds, the pixel loss from the same activation).
+
+    With the kernels a compound's pixel loss comes back already summed (a 0-d tensor).
+    """
+    native = impl == "triton"
     if mode == "multiclass":
         problem = prepare_multiclass(function, input, target, class_dim=class_dim,
                                      from_logits=from_logits, ignore_index=ignore_index,
                                      mask=mask, pixel_weights=pixel_weights,
                                      class_weights=class_weights, beta=beta, validate=validate,
-                                     global_counts=aggregate == "global")
-        ce, tp, ps, ts, l1 = multiclass_terms(problem, label_smoothing=label_smoothing,
-                                              want_ce=want_ce, want_stats=True,
-                                              want_l1=soft_label and problem.dense is not None)
-        pixel = (ce, _mean_normaliser(problem, ce), problem.pixel_shape) if want_ce else None
+                                     global_counts=aggregate == "global", native=native)
+        want_l1 = soft_label and problem.dense is not None
+        if native:
+            ce, tp, ps, ts, l1 = kernels.softmax_terms(
+                problem, label_smoothing=label_smoothing, scale=problem.class_weights,
+                pixel="sum" if want_ce else "none", stats=True, l1=want_l1)
+        else:
+            ce, tp, ps, ts, l1 = multiclass_terms(problem, label_smoothing=label_smoothing,
+                                                  want_ce=want_ce, want_stats=True,
+                                                  want_l1=want_l1)
+        pixel = (ce, _mean_normaliser(problem), problem.pixel_shape) if want_ce else None
         has_pixels = None if problem.v is None else (problem.v.sum(1, keepdim=True) != 0)
         return (tp, ps, ts, l1), problem.class_weights, pixel, has_pixels
     problem = prepare_sigmoid(function, input, target, mode=mode, class_dim=class_dim,
                               from_logits=from_logits, ignore_index=ignore_index, mask=mask,
                               pixel_weights=pixel_weights, class_weights=class_weights,
                               pos_weight=pos_weight, label_smoothing=label_smoothing,
-                              validate=validate, global_counts=aggregate == "global")
-    p, logp, log1mp = sigmoid_parts(problem, from_logits)
-    stats = sigmoid_stats(problem, p, want_l1=soft_label and target.is_floating_point())
+                              validate=validate, global_counts=aggregate == "global",
+                              native=native)
+    want_l1 = soft_label and target.is_floating_point()
     pixel = None
+    if native:
+        loss, *stats = kernels.sigmoid_terms(problem, label_smoothing=label_smoothing,
+                                             pixel="sum" if want_ce else "none", stats=True,
+                                             l1=want_l1)
+    else:
+        p, logp, log1mp = sigmoid_parts(problem, from_logits)
+        stats = sigmoid_stats(problem, p, want_l1=want_l1)
+        if want_ce:
+            loss = binary_terms(problem, logp, log1mp)
+            if problem.v is not None:
+                loss = loss * problem.v
     if want_ce:
-        loss = binary_terms(problem, logp, log1mp)
-        v = problem.v
-        if v is not None:
-            loss = loss * v
-            normaliser = v.expand_as(loss).sum() if v.shape != loss.shape else v.sum()
-        else:
-            normaliser = torch.tensor(float(loss.numel()), dtype=loss.dtype, device=loss.device)
-        pixel = (loss, normaliser, problem.output_shape)
+        pixel = (loss, _sigmoid_normaliser(problem), problem.output_shape)
     has_pixels = None
     if problem.v is not None:
-        dims = tuple(a for a in range(p.ndim) if a not in (0, problem.class_dim))
-        has_pixels = problem.v.expand_as(p).sum(dims) != 0
+        dims = tuple(a for a in range(problem.x.ndim) if a not in (0, problem.class_dim))
+        has_pixels = problem.v.expand(problem.x.shape).sum(dims) != 0
     return stats, problem.class_weights, pixel, has_pixels
 
 
@@ -513,12 +580,12 @@ def tversky_loss(input, target, *, mode="multiclass", alpha=0.5, beta=0.5, gamma
 def _region(function, input, target, *, mode, alpha, beta, gamma, smooth, absent, aggregate,
             include_background, soft_label, class_dim, from_logits, ignore_index, mask,
             class_weights, weight_beta, pixel_weights, reduction, validate, impl):
-    resolve_impl(function, impl, input)
+    impl = resolve_impl(function, impl, input, from_logits=from_logits)
     stats, weights, _, has_pixels = _region_stats(
         function, input, target, mode=mode, soft_label=soft_label, class_dim=class_dim,
         from_logits=from_logits, ignore_index=ignore_index, mask=mask,
         class_weights=class_weights, beta=weight_beta, pixel_weights=pixel_weights,
-        validate=validate, aggregate=aggregate)
+        validate=validate, aggregate=aggregate, impl=impl)
     loss = region_loss(*stats, alpha=alpha, beta=beta, gamma=gamma, smooth=smooth,
                        absent=absent, aggregate=aggregate, include_background=include_background,
                        class_weights=weights, reduction=reduction, has_pixels=has_pixels)
@@ -643,7 +710,7 @@ def dice_ce_loss(input, target, *, mode="multiclass", lambda_ce=1.0, lambda_dice
     check_region_options(function, mode=mode, reduction=reduction, smooth=smooth, absent=absent,
                          aggregate=aggregate, include_background=include_background, impl=impl,
                          class_weights=region_weights, weight_beta=beta)
-    resolve_impl(function, impl, input)
+    impl = resolve_impl(function, impl, input, from_logits=from_logits)
     if mode == "multiclass" and pos_weight is not None:
         raise fail(function, "pos_weight", "be None for mode='multiclass' (it weighs the "
                    "positive term of a sigmoid)", "a value", "Use class_weights= instead.")
@@ -651,7 +718,8 @@ def dice_ce_loss(input, target, *, mode="multiclass", lambda_ce=1.0, lambda_dice
         function, input, target, mode=mode, soft_label=soft_label, class_dim=class_dim,
         from_logits=from_logits, ignore_index=ignore_index, mask=mask,
         class_weights=class_weights, beta=beta, pixel_weights=pixel_weights, validate=validate,
-        want_ce=True, label_smoothing=label_smoothing, pos_weight=pos_weight, aggregate=aggregate)
+        want_ce=True, label_smoothing=label_smoothing, pos_weight=pos_weight, aggregate=aggregate,
+        impl=impl)
     dice = region_loss(*stats, alpha=0.5, beta=0.5, gamma=1.0, smooth=smooth / 2, absent=absent,
                        aggregate=aggregate, include_background=include_background,
                        class_weights=weights, reduction=reduction, has_pixels=has_pixels)

@@ -1,0 +1,44 @@
+"""Fused Triton kernels for the losses (CUDA; on the CPU only under ``TRITON_INTERPRET=1``).
+
+Nothing here is public API: ``seglosses.torch`` picks these kernels with ``impl="auto"`` for CUDA
+tensors (or ``impl="triton"``). Each kernel family lives in one file holding its ``@triton.jit``
+kernels, the launcher and the ``torch.library`` custom ops with their registered backward:
+
+* :mod:`.softmax`: softmax cross-entropy / focal and the per-(image, class) statistics of Dice,
+  Jaccard and Tversky, for index maps (any integer dtype) or one-hot / soft targets;
+* :mod:`.sigmoid`: binary / multilabel BCE-with-logits / focal and the sigmoid statistics.
+
+Importing this package does not import triton; :func:`available` does, once.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+_AVAILABLE: list[bool] = []  # filled once
+
+
+@torch.compiler.assume_constant_result  # a constant to torch.compile, not traced into
+def available() -> bool:
+    """True when triton imports (the kernels still need a CUDA tensor or the interpreter)."""
+    if not _AVAILABLE:
+        try:
+            import triton  # noqa: F401
+            import triton.language  # noqa: F401
+
+            _AVAILABLE.append(True)
+        except Exception:  # pragma: no cover - depends on the machine
+            _AVAILABLE.append(False)
+    return _AVAILABLE[0]
+
+
+def interpreting() -> bool:
+    """True under ``TRITON_INTERPRET=1``: kernels then run on CPU tensors (slowly)."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def runs_on(tensor) -> bool:
+    """Whether the kernels can run on ``tensor``'s device in this process."""
+    return available() and (tensor.is_cuda or (interpreting() and tensor.device.type == "cpu"))

@@ -1,0 +1,134 @@
+"""What both kernel families share: launch geometry, strides, partial sums, the grad scale.
+
+Reductions never use float atomics: every program writes its partial sums to its own slot and
+``torch.sum`` folds the slots in a fixed order, so every result is bitwise reproducible (and
+``torch.use_deterministic_algorithms(True)`` needs no separate mode).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import triton
+import triton.language as tl
+
+MAX_BLOCK = 1024
+
+
+def accumulate_dtype(dtype: torch.dtype):
+    """fp16/bf16/fp32 accumulate in float32; float64 stays float64 (the oracle tests)."""
+    return tl.float64 if dtype == torch.float64 else tl.float32
+
+
+def result_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def block_size(spatial: int) -> int:
+    return max(16, min(MAX_BLOCK, triton.next_power_of_2(max(spatial, 1))))
+
+
+def ncs_strides(t: torch.Tensor | None, axis: int) -> tuple[int, int, int]:
+    """Strides (image, class, pixel) of a 3-D arrangement with its class axis at ``axis``."""
+    if t is None:
+        return 0, 0, 0
+    if axis == 1:
+        return t.stride(0), t.stride(1), t.stride(2)
+    return t.stride(0), t.stride(2), t.stride(1)
+
+
+def pixel_strides(t: torch.Tensor | None) -> tuple[int, int]:
+    """Strides (image, pixel) of an (N, S) map; (0, 0) for a scalar broadcast to all."""
+    if t is None or t.ndim == 0:
+        return 0, 0
+    return t.stride(0), t.stride(1)
+
+
+def dummy(like: torch.Tensor) -> torch.Tensor:
+    """A placeholder pointer for an absent optional tensor (never read: a constexpr guards it)."""
+    return torch.empty(1, dtype=like.dtype, device=like.device)
+
+
+def absent(like: torch.Tensor) -> torch.Tensor:
+    """The empty tensor a custom op returns in place of an output it did not compute."""
+    return torch.empty(0, dtype=like.dtype, device=like.device)
+
+
+@triton.jit
+def _scale_kernel(grad_ptr, scale_ptr, numel, ACC: tl.constexpr, BLOCK: tl.constexpr):
+    """``grad *= scale`` in place; every program returns at once when the scale is 1.
+
+    The scale (the upstream gradient of a reduced loss) is read on the device, so the
+    backward of a fused loss never waits for the host.
+    """
+    scale = tl.load(scale_ptr).to(ACC)
+    if scale != 1.0:
+        offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        inside = offsets < numel
+        grad = tl.load(grad_ptr + offsets, mask=inside, other=0.0)
+        tl.store(grad_ptr + offsets, (grad.to(ACC) * scale).to(grad.dtype), mask=inside)
+
+
+def scale_in_place(grad: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Multiply the contiguous ``grad`` by the 0-d device tensor ``scale``; returns ``grad``."""
+    numel = grad.numel()
+    if numel:
+        block = 4096
+        _scale_kernel[(triton.cdiv(numel, block),)](
+            grad, scale.reshape(()).to(result_dtype(grad.dtype)), numel,
+            ACC=accumulate_dtype(grad.dtype), BLOCK=block)
+    return grad
+
+
+@triton.jit
+def log1p_exp_neg(a):
+    """``log(1 + exp(-a))`` for ``a >= 0`` without losing digits when ``exp(-a)`` is tiny."""
+    e = tl.exp(-a)
+    u = 1.0 + e
+    return tl.where(u == 1.0, e, tl.log(u) * (e / (u - 1.0)))
+
+
+@torch.library.custom_op("seglosses::scale_grad_", mutates_args=("grad",))
+def scale_grad_(grad: torch.Tensor, scale: torch.Tensor) -> None:
+    """``grad *= scale`` in place on the device (no host sync; nothing to do when 1)."""
+    scale_in_place(grad, scale)
+
+
+@scale_grad_.register_fake
+def _(grad, scale):
+    return None
+
+
+def setup_fused(ctx, inputs, output):
+    """A fused op returns ``(loss, gradient)``: keep the gradient for the backward."""
+    ctx.save_for_backward(output[1])
+    ctx.consumed = False
+
+
+def fused_backward(num_inputs: int):
+    """The backward of a fused op with ``num_inputs`` inputs: scale the kept gradient."""
+
+    def backward(ctx, g_loss, g_grad):
+        if ctx.consumed:
+            raise RuntimeError(
+                "seglosses: the fused Triton loss keeps one gradient buffer and scales it in "
+                "place, so its graph can be differentiated once; call the loss again, or pass "
+                "impl='torch' to backpropagate through it twice (retain_graph=True).")
+        ctx.consumed = True
+        (grad,) = ctx.saved_tensors
+        if g_loss is None:
+            return (None,) * num_inputs
+        scale_grad_(grad, g_loss)
+        return (grad,) + (None,) * (num_inputs - 1)
+
+    return backward
+
+
+@functools.lru_cache(maxsize=256)
+def params(eps: float, gamma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The kernels' scalar options (ε, γ, clamp floor) as a cached device tensor.
+
+    Cached so that a call after the first copies nothing from the host (CUDA-graph capture).
+    """
+    return torch.tensor([eps, gamma, torch.finfo(dtype).tiny], dtype=dtype, device=device)

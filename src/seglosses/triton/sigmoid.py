@@ -1,0 +1,278 @@
+r"""Sigmoid kernels: BCE-with-logits / sigmoid focal per element and the sigmoid statistics.
+
+Binary and multilabel problems are elementwise: ``p = σ(x)`` per channel. The logits are viewed
+as ``(N, C, S)`` or ``(N, S, C)`` (whichever needs no copy); the target keeps its own dtype
+(uint8/bool masks are read as bytes) and label smoothing ``y' = (1-ε) y + ε/2`` happens in
+registers. Per element, with ``pw``/``nw`` the positive / negative weights along the channel
+axis, ``α_t`` and the focal modulation ``m = (1 - p_t)^γ`` (``p_t = p y' + (1-p)(1-y')``):
+
+    ℓ = v α_t m [pw y' softplus(-x) + nw (1-y') softplus(x)]
+
+and its derivative is written in the same pass when the loss is reduced and nothing else is
+asked. The region statistics ``Σ v p t, Σ v p, Σ v t, Σ v |p - t|`` per (image, channel) use the
+unsmoothed target; their gradient is ``v (A + B t + L1 sign(p - t)) p (1 - p)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import (
+    absent,
+    accumulate_dtype,
+    block_size,
+    dummy,
+    fused_backward,
+    log1p_exp_neg,
+    ncs_strides,
+    params,
+    result_dtype,
+    setup_fused,
+)
+from .softmax import GRAD_BACKWARD, GRAD_FUSED, GRAD_NONE, PIXEL_EACH, PIXEL_NONE, PIXEL_SUM
+
+
+@triton.jit
+def _sigmoid_kernel(
+        x_ptr, t_ptr, v_ptr, pw_ptr, nw_ptr, alpha_ptr, g_ptr, coef_ptr, norm_ptr, pixel_ptr,
+        part_ptr, dx_ptr,
+        N, S, C, P,
+        sxn, sxc, sxs, stn, stc, sts, svn, svc, svs, sgn, sgc, sgs, son, soc, sos,
+        sdn, sdc, sds,
+        params_ptr,
+        HAS_V: tl.constexpr, HAS_PW: tl.constexpr, HAS_NW: tl.constexpr,
+        HAS_ALPHA: tl.constexpr, FOCAL: tl.constexpr, PIXEL: tl.constexpr,
+        STATS: tl.constexpr, L1: tl.constexpr, GRAD: tl.constexpr, HAS_G: tl.constexpr,
+        HAS_COEF: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr):
+    # ε, γ and the clamp floor arrive in the accumulation dtype (a float argument is fp32)
+    eps = tl.load(params_ptr).to(ACC)
+    gamma = tl.load(params_ptr + 1).to(ACC)
+    tiny = tl.load(params_ptr + 2).to(ACC)
+    block = tl.program_id(0)
+    n = tl.program_id(1).to(tl.int64)
+    pixels = block * BLOCK + tl.arange(0, BLOCK)
+    inside = pixels < S
+    pixels = pixels.to(tl.int64)
+    x_class = x_ptr + n * sxn + pixels * sxs
+    t_class = t_ptr + n * stn + pixels * sts
+    v_class = v_ptr + n * svn + pixels * svs
+    g_class = g_ptr + n * sgn + pixels * sgs
+    out_class = pixel_ptr + n * son + pixels * sos
+    dx_class = dx_ptr + n * sdn + pixels * sds
+    WANT_LOSS: tl.constexpr = PIXEL != 0
+    LOSS_GRAD: tl.constexpr = GRAD == 2 or (GRAD == 1 and HAS_G)
+    if GRAD == 2:
+        normaliser = tl.load(norm_ptr).to(ACC)
+        g = tl.where(normaliser > 0, 1.0 / tl.where(normaliser > 0, normaliser, 1.0), 0.0)
+    loss_sum = tl.zeros([BLOCK], ACC)
+    for c in range(C):
+        x = tl.load(x_class, mask=inside, other=0.0).to(ACC)
+        t = tl.load(t_class, mask=inside, other=0).to(ACC)
+        if HAS_V:
+            v = tl.load(v_class, mask=inside, other=0.0).to(ACC)
+        else:
+            v = inside.to(ACC)
+        soft = log1p_exp_neg(tl.abs(x))  # log(1 + e^{-|x|})
+        p = tl.where(x >= 0, 1.0 / (1.0 + tl.exp(-x)), tl.exp(x) / (1.0 + tl.exp(x)))
+        if WANT_LOSS or LOSS_GRAD:
+            y = t * (1.0 - eps) + eps * 0.5
+            positive = y
+            negative = 1.0 - y
+            if HAS_PW:
+                positive = positive * tl.load(pw_ptr + c).to(ACC)
+            if HAS_NW:
+                negative = negative * tl.load(nw_ptr + c).to(ACC)
+            # softplus(-x) = -log p, softplus(x) = -log(1 - p)
+            bce = positive * (tl.maximum(-x, 0.0) + soft) + negative * (tl.maximum(x, 0.0) + soft)
+            slope = positive * (p - 1.0) + negative * p
+            if FOCAL:
+                p_t = p * y + (1.0 - p) * (1.0 - y)
+                rest = tl.maximum(1.0 - p_t, tiny)
+                modulation = tl.exp(gamma * tl.log(rest))
+                d_modulation = tl.where(1.0 - p_t > tiny,
+                                        -gamma * tl.exp((gamma - 1.0) * tl.log(rest)), 0.0)
+                slope = slope * modulation + bce * d_modulation * (2.0 * y - 1.0) * p * (1.0 - p)
+                bce = bce * modulation
+            if HAS_ALPHA:
+                alpha = tl.load(alpha_ptr + c).to(ACC)
+                alpha_t = alpha * y + (1.0 - alpha) * (1.0 - y)
+                bce = bce * alpha_t
+                slope = slope * alpha_t
+            if PIXEL == 1:
+                tl.store(out_class, (v * bce).to(pixel_ptr.dtype.element_ty), mask=inside)
+            if PIXEL == 2:
+                loss_sum += v * bce
+        if STATS:
+            vp = v * p
+            slot = (block * N + n) * C + c
+            tl.store(part_ptr + slot, tl.sum(vp * t, axis=0))
+            tl.store(part_ptr + P * N * C + slot, tl.sum(vp, axis=0))
+            tl.store(part_ptr + 2 * P * N * C + slot, tl.sum(v * t, axis=0))
+            if L1:
+                tl.store(part_ptr + 3 * P * N * C + slot, tl.sum(v * tl.abs(p - t), axis=0))
+        if GRAD != 0:
+            dx = tl.zeros([BLOCK], ACC)
+            if GRAD == 2:
+                dx += g * v * slope
+            elif HAS_G:
+                dx += tl.load(g_class, mask=inside, other=0.0).to(ACC) * v * slope
+            if HAS_COEF:
+                a = tl.load(coef_ptr + n * C + c).to(ACC)
+                b = tl.load(coef_ptr + (N + n) * C + c).to(ACC)
+                u = a + b * t
+                if L1:
+                    l1 = tl.load(coef_ptr + (2 * N + n) * C + c).to(ACC)
+                    u += l1 * tl.where(p > t, 1.0, tl.where(p < t, -1.0, 0.0))
+                dx += v * u * p * (1.0 - p)
+            tl.store(dx_class, dx.to(dx_ptr.dtype.element_ty), mask=inside)
+        x_class += sxc
+        t_class += stc
+        v_class += svc
+        g_class += sgc
+        out_class += soc
+        dx_class += sdc
+    if PIXEL == 2:
+        tl.store(pixel_ptr + block * N + n, tl.sum(loss_sum, axis=0))
+
+
+def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel, stats, l1,
+            grad, grad_pixel=None, coefficients=None, normaliser=None):
+    """Run the kernel once over ``x`` (3-D view); returns ``(pixel, stats, dx)``."""
+    n, num_channels, spatial = x.shape[0], x.shape[axis], x.shape[3 - axis]
+    out_dtype = result_dtype(x.dtype)
+    block = block_size(spatial)
+    programs = triton.cdiv(spatial, block)
+    pixel_out = part = dx = None
+    if pixel == PIXEL_EACH:
+        pixel_out = torch.empty(x.shape, dtype=out_dtype, device=x.device)
+    elif pixel == PIXEL_SUM:
+        pixel_out = torch.empty(programs, n, dtype=out_dtype, device=x.device)
+    if stats:
+        part = torch.empty(4 if l1 else 3, programs, n, num_channels, dtype=out_dtype,
+                           device=x.device)
+    if grad != GRAD_NONE:
+        dx = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    if n and spatial and programs:
+        holder = dummy(x)
+        each = pixel_out if pixel == PIXEL_EACH else None
+        _sigmoid_kernel[(programs, n)](
+            x, target, holder if v is None else v, holder if positive is None else positive,
+            holder if negative is None else negative, holder if alpha is None else alpha,
+            holder if grad_pixel is None else grad_pixel,
+            holder if coefficients is None else coefficients,
+            holder if normaliser is None else normaliser,
+            holder if pixel_out is None else pixel_out, holder if part is None else part,
+            holder if dx is None else dx,
+            n, spatial, num_channels, programs,
+            *ncs_strides(x, axis), *ncs_strides(target, axis), *ncs_strides(v, axis),
+            *ncs_strides(grad_pixel, axis), *ncs_strides(each, axis), *ncs_strides(dx, axis),
+            params(float(eps), float(gamma), out_dtype, x.device),
+            HAS_V=v is not None, HAS_PW=positive is not None, HAS_NW=negative is not None,
+            HAS_ALPHA=alpha is not None, FOCAL=gamma != 0, PIXEL=pixel, STATS=stats, L1=l1,
+            GRAD=grad, HAS_G=grad_pixel is not None, HAS_COEF=coefficients is not None,
+            ACC=accumulate_dtype(x.dtype), BLOCK=block)
+    else:
+        part = None if part is None else part.zero_()
+        pixel_out = pixel_out.zero_() if pixel == PIXEL_SUM else pixel_out
+        dx = None if dx is None else dx.zero_()
+    if pixel == PIXEL_SUM:
+        pixel_out = pixel_out.sum()
+    return pixel_out, (None if part is None else [k.sum(0) for k in part]), dx
+
+
+@torch.library.custom_op("seglosses::sigmoid_terms", mutates_args=())
+def sigmoid_terms(x: torch.Tensor, target: torch.Tensor, v: torch.Tensor | None,
+                  positive: torch.Tensor | None, negative: torch.Tensor | None,
+                  alpha: torch.Tensor | None, axis: int, label_smoothing: float,
+                  gamma: float, pixel: int, stats: bool,
+                  l1: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                     torch.Tensor]:
+    """``(element terms, TP, PS, TS, L1)``; absent outputs are empty tensors."""
+    pixel_out, sums, _ = _launch(x, target, v, positive, negative, alpha, axis,
+                                 label_smoothing, gamma, pixel=pixel, stats=stats, l1=l1,
+                                 grad=GRAD_NONE)
+    like = torch.empty(0, dtype=result_dtype(x.dtype), device=x.device)
+    pixel_out = absent(like) if pixel_out is None else pixel_out
+    if sums is None:
+        return pixel_out, absent(like), absent(like), absent(like), absent(like)
+    return pixel_out, sums[0], sums[1], sums[2], sums[3] if l1 else absent(like)
+
+
+@sigmoid_terms.register_fake
+def _(x, target, v, positive, negative, alpha, axis, label_smoothing, gamma, pixel, stats, l1):
+    dtype = result_dtype(x.dtype)
+    n, num_channels = x.shape[0], x.shape[axis]
+    shapes = {PIXEL_NONE: (0,), PIXEL_EACH: tuple(x.shape), PIXEL_SUM: ()}
+    pixel_out = x.new_empty(shapes[pixel], dtype=dtype)
+    stat = (lambda wanted: x.new_empty((n, num_channels) if wanted else (0,), dtype=dtype))
+    return pixel_out, stat(stats), stat(stats), stat(stats), stat(stats and l1)
+
+
+@torch.library.custom_op("seglosses::sigmoid_grad", mutates_args=())
+def sigmoid_grad(x: torch.Tensor, target: torch.Tensor, v: torch.Tensor | None,
+                 positive: torch.Tensor | None, negative: torch.Tensor | None,
+                 alpha: torch.Tensor | None, grad_pixel: torch.Tensor | None,
+                 coefficients: torch.Tensor | None, axis: int, label_smoothing: float,
+                 gamma: float, l1: bool) -> torch.Tensor:
+    return _launch(x, target, v, positive, negative, alpha, axis, label_smoothing, gamma,
+                   pixel=PIXEL_NONE, stats=False, l1=l1, grad=GRAD_BACKWARD,
+                   grad_pixel=grad_pixel, coefficients=coefficients)[2]
+
+
+@sigmoid_grad.register_fake
+def _(x, target, v, positive, negative, alpha, grad_pixel, coefficients, axis, label_smoothing,
+      gamma, l1):
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+def _setup_terms(ctx, inputs, output):
+    x, target, v, positive, negative, alpha, axis, eps, gamma, pixel, stats, l1 = inputs
+    ctx.save_for_backward(x, target, v, positive, negative, alpha)
+    ctx.options = (axis, eps, gamma, pixel, stats, l1)
+
+
+def _backward_terms(ctx, g_pixel, g_tp, g_ps, g_ts, g_l1):
+    x, target, v, positive, negative, alpha = ctx.saved_tensors
+    axis, eps, gamma, pixel, stats, l1 = ctx.options
+    grad_pixel = g_pixel if pixel != PIXEL_NONE and g_pixel is not None else None
+    coefficients = None
+    if stats and (g_tp is not None or g_ps is not None or (l1 and g_l1 is not None)):
+        n, num_channels = x.shape[0], x.shape[axis]
+        zeros = x.new_zeros((n, num_channels), dtype=result_dtype(x.dtype))
+        coefficients = torch.stack([
+            zeros if g_ps is None else g_ps, zeros if g_tp is None else g_tp,
+            zeros if not l1 or g_l1 is None else g_l1]).contiguous()
+    if grad_pixel is None and coefficients is None:
+        return (None,) * 12
+    if grad_pixel is not None and pixel == PIXEL_SUM:
+        grad_pixel = grad_pixel.reshape(1, 1, 1).expand(x.shape)  # strides 0: one scalar
+    grad = sigmoid_grad(x, target, v, positive, negative, alpha, grad_pixel, coefficients, axis,
+                        eps, gamma, l1 and coefficients is not None)
+    return (grad,) + (None,) * 11
+
+
+sigmoid_terms.register_autograd(_backward_terms, setup_context=_setup_terms)
+
+
+@torch.library.custom_op("seglosses::sigmoid_fused", mutates_args=())
+def sigmoid_fused(x: torch.Tensor, target: torch.Tensor, v: torch.Tensor | None,
+                  positive: torch.Tensor | None, negative: torch.Tensor | None,
+                  alpha: torch.Tensor | None, normaliser: torch.Tensor, axis: int,
+                  label_smoothing: float, gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(Σ ℓ / normaliser, its gradient)`` from one read of the logits and targets."""
+    total, _, dx = _launch(x, target, v, positive, negative, alpha, axis, label_smoothing,
+                           gamma, pixel=PIXEL_SUM, stats=False, l1=False, grad=GRAD_FUSED,
+                           normaliser=normaliser.reshape(()).to(result_dtype(x.dtype)))
+    safe = torch.where(normaliser > 0, normaliser, torch.ones_like(normaliser))
+    return torch.where(normaliser > 0, total / safe, torch.zeros_like(total)).to(total.dtype), dx
+
+
+@sigmoid_fused.register_fake
+def _(x, target, v, positive, negative, alpha, normaliser, axis, label_smoothing, gamma):
+    return (x.new_empty((), dtype=result_dtype(x.dtype)),
+            torch.empty_like(x, memory_format=torch.contiguous_format))
+
+
+sigmoid_fused.register_autograd(fused_backward(10), setup_context=setup_fused)

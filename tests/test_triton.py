@@ -1,0 +1,333 @@
+"""The Triton kernels against the torch path, on the CPU under ``TRITON_INTERPRET=1``.
+
+The torch path is itself checked against the float64 oracle (test_torch_vs_oracle.py), so the
+kernels are held to it: float64 to rounding (1e-10), float32 at SPEC §6's 1e-5, fp16/bf16 at
+1e-2 against float64 on the same rounded input. Every comparison also checks the gradient with
+a random (non-unit) upstream gradient. CUDA-only behaviour is in test_triton_gpu.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import seglosses.torch as sl
+from _helpers import assert_grad_close, to_torch, torch_kwargs
+from cases import CASES, Case, make_case
+from seglosses import triton as kernels
+
+pytestmark = pytest.mark.skipif(not (kernels.available() and kernels.interpreting()),
+                                reason="needs triton and TRITON_INTERPRET=1 (set by conftest)")
+
+LOGIT_CASES = [c for c in CASES if not c.probabilities]
+
+
+def _run(loss_name, x, target, kwargs, impl, dtype, seed=3):
+    """Value and gradient of one call, with a random upstream gradient of the output's shape."""
+    input = x.clone().to(dtype).requires_grad_()
+    loss = getattr(sl, loss_name)(input, target, impl=impl, **kwargs)
+    upstream = torch.from_numpy(np.random.default_rng(seed).normal(size=tuple(loss.shape)))
+    (loss * upstream.to(loss.dtype)).sum().backward()
+    return loss.detach(), input.grad
+
+
+def _both(loss_name, x, target, kwargs, dtype=torch.float64, reference_dtype=None):
+    got = _run(loss_name, x, target, kwargs, "triton", dtype)
+    expected = _run(loss_name, x, target, kwargs, "torch", reference_dtype or dtype)
+    return got, expected
+
+
+@pytest.mark.parametrize("case", LOGIT_CASES, ids=lambda c: c.id)
+def test_case_table_float64(case):
+    x, target, kwargs = make_case(case)
+    (loss, grad), (ref, ref_grad) = _both(case.loss, to_torch(x), to_torch(target),
+                                          torch_kwargs(kwargs))
+    assert loss.shape == ref.shape and loss.dtype == ref.dtype
+    np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-10, atol=1e-12)
+    assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
+
+
+@pytest.mark.parametrize("case", LOGIT_CASES, ids=lambda c: c.id)
+def test_case_table_float32(case):
+    x, target, kwargs = make_case(case)
+    (loss, grad), (ref, ref_grad) = _both(case.loss, to_torch(x), to_torch(target, torch.float32),
+                                          torch_kwargs(kwargs, torch.float32), torch.float32,
+                                          torch.float64)
+    assert loss.dtype == torch.float32
+    np.testing.assert_allclose(loss.double().numpy(), ref.numpy(), rtol=1e-5, atol=1e-6)
+    assert_grad_close(grad.double().numpy(), ref_grad.numpy(), 1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("case", LOGIT_CASES[::4], ids=lambda c: c.id)
+def test_case_table_half(case, dtype):
+    x, target, kwargs = make_case(case)
+    rounded = torch.from_numpy(x).to(dtype).double()  # the reference sees the same input
+    (loss, grad), (ref, ref_grad) = _both(case.loss, rounded, to_torch(target),
+                                          torch_kwargs(kwargs), dtype, torch.float64)
+    if loss.ndim == 0:
+        assert loss.dtype == torch.float32  # reduced in float32 (SPEC §2)
+    assert grad.dtype == dtype
+    np.testing.assert_allclose(loss.double().numpy(), ref.numpy(), rtol=1e-2, atol=1e-3)
+    # the interpreter converts float32 → bfloat16 by truncation (a GPU rounds to nearest), so
+    # a bf16 gradient scaled after it was stored loses up to two units in the last place here
+    assert_grad_close(grad.double().numpy(), ref_grad.numpy(),
+                      2e-2 if dtype == torch.bfloat16 else 1e-2)
+
+
+def _labels(shape, num_classes, dtype, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, num_classes, shape, generator=generator).to(dtype)
+
+
+# shapes chosen against the kernel's geometry: spatial size not a multiple of the block, more
+# than one program per image (S > 1024), one pixel, 3-D, C = 2, 3, 19 and 300
+GEOMETRY = [
+    (2, 2, 33, 37),
+    (1, 3, 1, 1),
+    (3, 19, 7, 9),
+    (1, 4, 5, 6, 7),
+    (2, 300, 3, 5),
+    (1, 3, 1500),
+]
+
+
+@pytest.mark.parametrize("shape", GEOMETRY, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("loss_name,options", [
+    ("cross_entropy", {}),
+    ("cross_entropy", {"reduction": "none", "label_smoothing": 0.1}),
+    ("focal_loss", {"gamma": 2.0, "class_weights": "median_frequency"}),
+    ("dice_loss", {"aggregate": "batch"}),
+    ("dice_ce_loss", {"ignore_index": 255, "lambda_ce": 0.5}),
+])
+def test_kernel_geometry(shape, loss_name, options):
+    x = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 3
+    target = _labels((shape[0], *shape[2:]), shape[1], torch.int64)
+    if "ignore_index" in options:
+        target[..., ::5] = 255
+    (loss, grad), (ref, ref_grad) = _both(loss_name, x, target, options)
+    np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-10, atol=1e-12)
+    assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
+
+
+@pytest.mark.parametrize("label_dtype", [torch.uint8, torch.int8, torch.int16, torch.int32,
+                                         torch.int64, torch.bool])
+@pytest.mark.parametrize("loss_name", ["cross_entropy", "dice_ce_loss"])
+def test_label_dtypes_need_no_conversion(label_dtype, loss_name):
+    num_classes = 2 if label_dtype == torch.bool else 5
+    x = torch.randn(2, num_classes, 9, 11, dtype=torch.float64)
+    target = _labels((2, 9, 11), num_classes, label_dtype)
+    (loss, grad), (ref, ref_grad) = _both(loss_name, x, target, {})
+    np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-10)
+    assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
+
+
+def test_labels_are_read_in_their_own_dtype():
+    """uint8 labels reach the kernel as uint8 (no int64 copy of the index map)."""
+    from seglosses.torch._targets import prepare_multiclass
+
+    x = torch.randn(2, 4, 8, 8)
+    target = _labels((2, 8, 8), 4, torch.uint8)
+    problem = prepare_multiclass("cross_entropy", x, target, class_dim=1, from_logits=True,
+                                 ignore_index=None, mask=None, pixel_weights=None,
+                                 class_weights=None, beta=0.999, validate=True, native=True)
+    assert problem.labels.dtype == torch.uint8
+    assert problem.labels.data_ptr() == target.data_ptr()
+    bf16 = prepare_multiclass("cross_entropy", x.bfloat16(), target, class_dim=1,
+                              from_logits=True, ignore_index=None, mask=None,
+                              pixel_weights=None, class_weights=None, beta=0.999, validate=True,
+                              native=True)
+    assert bf16.x.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("layout", ["channels_last", "class_dim_last", "sliced", "transposed"])
+@pytest.mark.parametrize("loss_name,mode", [("dice_ce_loss", "multiclass"),
+                                            ("cross_entropy", "multiclass"),
+                                            ("dice_ce_loss", "multilabel"),
+                                            ("binary_cross_entropy", "multilabel")])
+def test_layouts(layout, loss_name, mode):
+    base = torch.randn(4, 3, 6, 7, dtype=torch.float64) * 2
+    if mode == "multiclass":
+        target = _labels((4, 6, 7), 3, torch.int64)
+    else:
+        target = _labels((4, 3, 6, 7), 2, torch.uint8)
+    options = {"mode": mode}
+    if layout == "channels_last":
+        x = base.contiguous(memory_format=torch.channels_last)
+    elif layout == "class_dim_last":
+        x = base.movedim(1, -1).contiguous()
+        target = target if mode == "multiclass" else target.movedim(1, -1).contiguous()
+        options["class_dim"] = -1
+    elif layout == "sliced":
+        x, target = base[::2], target[::2]
+    else:
+        x = base.transpose(2, 3)
+        target = target.transpose(-1, -2)
+    (loss, grad), (ref, ref_grad) = _both(loss_name, x, target, options)
+    np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-10)
+    assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
+
+
+def test_channels_last_3d_and_spatial_rank_zero():
+    x = torch.randn(2, 4, 3, 4, 5, dtype=torch.float64).contiguous(
+        memory_format=torch.channels_last_3d)
+    target = _labels((2, 3, 4, 5), 4, torch.int64)
+    (loss, grad), (ref, ref_grad) = _both("dice_ce_loss", x, target, {})
+    np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-10)
+    assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
+    flat = torch.randn(6, 5, dtype=torch.float64)  # (N, C): no spatial axis
+    (loss, grad), (ref, ref_grad) = _both("cross_entropy", flat, _labels((6,), 5, torch.int64),
+                                          {"reduction": "none"})
+    np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-10)
+    assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
+
+
+def test_empty_batch_and_empty_image():
+    for shape in [(0, 3, 4, 4), (2, 3, 0, 4)]:
+        x = torch.randn(shape, dtype=torch.float64)
+        target = torch.zeros((shape[0], *shape[2:]), dtype=torch.int64)
+        for loss_name in ("cross_entropy", "dice_ce_loss", "dice_loss"):
+            (loss, grad), (ref, _) = _both(loss_name, x, target, {})
+            assert torch.equal(torch.isnan(loss), torch.isnan(ref))
+            np.testing.assert_allclose(loss.numpy(), ref.numpy())
+            assert grad.shape == x.shape and not grad.abs().sum()
+
+
+def test_everything_ignored_gives_zero_with_zero_gradient():
+    x = torch.randn(2, 3, 5, 5, dtype=torch.float64, requires_grad=True)
+    target = torch.full((2, 5, 5), 255)
+    loss = sl.cross_entropy(x, target, ignore_index=255, impl="triton")
+    loss.backward()
+    assert loss.item() == 0.0 and not x.grad.abs().sum()
+
+
+def test_deterministic_bitwise():
+    """No float atomics: the same call gives the same bits (and works in deterministic mode)."""
+    x = torch.randn(3, 5, 40, 41) * 4
+    target = _labels((3, 40, 41), 5, torch.uint8)
+    results = []
+    torch.use_deterministic_algorithms(True)
+    try:
+        for _ in range(3):
+            results.append(_run("dice_ce_loss", x, target, {}, "triton", torch.float32))
+    finally:
+        torch.use_deterministic_algorithms(False)
+    for loss, grad in results[1:]:
+        assert torch.equal(loss, results[0][0]) and torch.equal(grad, results[0][1])
+
+
+def test_fused_backward_scales_and_refuses_a_second_pass():
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64, requires_grad=True)
+    target = _labels((2, 6, 6), 3, torch.int64)
+    loss = sl.cross_entropy(x, target, impl="triton")
+    (loss * 2.5).backward(retain_graph=True)
+    reference = x.detach().clone().requires_grad_()
+    (sl.cross_entropy(reference, target, impl="torch") * 2.5).backward()
+    torch.testing.assert_close(x.grad, reference.grad, rtol=1e-12, atol=1e-14)
+    with pytest.raises(RuntimeError, match="differentiated once"):
+        loss.backward()
+
+
+def test_no_gradient_needed_uses_the_plain_kernel():
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    target = _labels((2, 6, 6), 3, torch.int64)
+    with torch.no_grad():
+        loss = sl.focal_loss(x, target, impl="triton", gamma=1.5)
+    assert loss.grad_fn is None
+    torch.testing.assert_close(loss, sl.focal_loss(x, target, impl="torch", gamma=1.5),
+                               rtol=1e-12, atol=0)
+
+
+def test_modules_take_impl():
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    target = _labels((2, 6, 6), 3, torch.int64)
+    module = sl.DiceCELoss(impl="triton", class_weights="inverse_frequency")
+    expected = sl.dice_ce_loss(x, target, class_weights="inverse_frequency", impl="torch")
+    torch.testing.assert_close(module(x, target), expected, rtol=1e-10, atol=0)
+
+
+def test_compiles_without_graph_break():
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    target = _labels((2, 8, 8), 3, torch.int64)
+
+    def step(logits, labels):
+        return sl.dice_ce_loss(logits, labels, impl="triton", validate=False) + \
+            sl.cross_entropy(logits, labels, impl="triton", validate=False)
+
+    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    loss = compiled(x, target)
+    loss.backward()
+    grad, x.grad = x.grad.clone(), None
+    eager = step(x, target)
+    eager.backward()
+    torch.testing.assert_close(loss, eager)
+    torch.testing.assert_close(grad, x.grad)
+
+
+def test_bad_label_raises_before_any_kernel():
+    x = torch.randn(2, 3, 4, 4)
+    target = _labels((2, 4, 4), 3, torch.int64)
+    target[0, 0, 0] = 7
+    messages = []
+    for impl in ("torch", "triton"):
+        with pytest.raises(ValueError) as info:
+            sl.dice_ce_loss(x, target, impl=impl)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+    assert "hold class indices in [0, 3)" in messages[0]
+
+
+def test_unvalidated_bad_label_gives_nan_not_a_crash():
+    x = torch.randn(2, 3, 4, 4)
+    target = _labels((2, 4, 4), 3, torch.int64)
+    target[0, 0, 0] = 7
+    for impl in ("torch", "triton"):
+        value = sl.cross_entropy(x, target, impl=impl, validate=False)
+        assert torch.isnan(value)
+
+
+def test_impl_triton_refusals(monkeypatch):
+    x = torch.randn(2, 3, 4, 4)
+    target = _labels((2, 4, 4), 3, torch.int64)
+    with pytest.raises(ValueError, match=r"dice_loss: from_logits must be True with "
+                                         r"impl='triton'.*Use impl='auto' or 'torch'"):
+        sl.dice_loss(x.softmax(1), target, from_logits=False, impl="triton")
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(ValueError, match=r"cross_entropy: impl must be 'auto' or 'torch' for a "
+                                         r"tensor on cpu; got 'triton'\. The Triton kernels run "
+                                         r"on CUDA tensors"):
+        sl.cross_entropy(x, target, impl="triton")
+    assert sl.cross_entropy(x, target, impl="auto") == sl.cross_entropy(x, target, impl="torch")
+    monkeypatch.setattr(kernels, "available", lambda: False)
+    with pytest.raises(ValueError, match=r"dice_ce_loss: impl must be 'auto' or 'torch' when "
+                                         r"triton is not installed; got 'triton'\. Install it"):
+        sl.dice_ce_loss(x, target, impl="triton")
+
+
+def test_auto_keeps_cpu_tensors_on_the_torch_path(monkeypatch):
+    from seglosses.torch._dispatch import resolve_impl
+
+    x = torch.randn(2, 3)
+    assert resolve_impl("cross_entropy", "auto", x) == "torch"
+    assert resolve_impl("cross_entropy", "triton", x) == "triton"
+    assert resolve_impl("cross_entropy", "torch", x) == "torch"
+
+
+def test_global_aggregate_without_group_equals_batch():
+    x = torch.randn(3, 4, 5, 5, dtype=torch.float64)
+    target = _labels((3, 5, 5), 4, torch.int64)
+    for loss_name, options in [("dice_loss", {}), ("cross_entropy", {}),
+                               ("dice_ce_loss", {"class_weights": "inverse_frequency"})]:
+        got = getattr(sl, loss_name)(x, target, aggregate="global", impl="triton", **options)
+        expected = getattr(sl, loss_name)(x, target, aggregate="batch", impl="torch", **options)
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=0)
+
+
+def test_large_class_count_matches():
+    case = Case("cross_entropy", "soft", (2, 130, 3, 2), options={"label_smoothing": 0.1})
+    x, target, kwargs = make_case(case)
+    (loss, grad), (ref, ref_grad) = _both("dice_ce_loss", to_torch(x), to_torch(target),
+                                          torch_kwargs(kwargs))
+    np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-10)
+    assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
