@@ -13,6 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import seglosses.torch as sl
+from seglosses import triton as kernels
 
 C = 4
 
@@ -56,6 +57,22 @@ LOSSES = {
         mode="multilabel", aggregate=agg, class_weights="balanced",
         mask=(y != 255).double()),
 }
+
+
+if kernels.available() and kernels.interpreting():
+    # the kernels' path: statistics from the stats pass and the fused CE's sum cross ranks
+    LOSSES.update({
+        "dice_ce_triton": lambda agg: lambda x, y: sl.dice_ce_loss(
+            x, y, ignore_index=255, aggregate=agg, class_weights="inverse_frequency",
+            impl="triton"),
+        "ce_triton": lambda agg: lambda x, y: sl.cross_entropy(
+            x, y, ignore_index=255, class_weights="median_frequency", impl="triton",
+            aggregate="global" if agg == "global" else "batch"),
+        "focal_multilabel_triton": lambda agg: lambda x, y: sl.focal_loss(
+            x, torch.nn.functional.one_hot(y.clamp(max=C - 1), C).movedim(-1, 1).double(),
+            mode="multilabel", gamma=1.5, mask=(y != 255).double(), impl="triton",
+            aggregate="global" if agg == "global" else "batch"),
+    })
 
 
 def _split(tensor, sizes, rank):

@@ -331,3 +331,19 @@ def test_large_class_count_matches():
                                           torch_kwargs(kwargs))
     np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-10)
     assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
+
+
+def test_gpu_benchmark_script_runs(tmp_path):
+    """benchmarks/gpu.py --smoke: the GPU benchmark's code runs (tiny shapes, interpreter)."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).parents[1] / "benchmarks" / "gpu.py"
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    done = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "| seglosses.dice_ce_loss [triton] |" in done.stdout
+    assert "failed" not in done.stdout

@@ -47,7 +47,8 @@ def _make_call(name: str, logits, labels):
 
     import seglosses.torch as sl
 
-    impl = "triton" if name.endswith("[triton]") else "auto"
+    # untagged seglosses rows are the torch path on every device; "[triton]" the kernels
+    impl = "triton" if name.endswith("[triton]") else "torch"
     if impl == "triton":
         if logits.device.type != "cuda":
             raise RuntimeError("needs CUDA")
@@ -59,7 +60,7 @@ def _make_call(name: str, logits, labels):
     elif name.startswith("seglosses.dice_ce_loss"):
         call = lambda: sl.dice_ce_loss(logits, labels, smooth=1e-5, impl=impl)
     elif name == "seglosses.focal_loss":
-        call = lambda: sl.focal_loss(logits, labels)
+        call = lambda: sl.focal_loss(logits, labels, impl=impl)
     elif name == "torch F.cross_entropy":
         call = lambda: F.cross_entropy(logits, labels)
     elif name.startswith("MONAI"):
@@ -76,7 +77,7 @@ def _make_call(name: str, logits, labels):
         raise ValueError(f"bench: unknown method {name!r}")
     if impl == "triton":
         try:
-            call()  # an impl the library does not offer yet raises here
+            call()  # the kernels refuse here what they cannot run
         except (ValueError, NotImplementedError) as error:
             raise RuntimeError(str(error).split(";")[0]) from None
     return call
