@@ -31,7 +31,7 @@ def resolve_impl(function: str, impl: str, input, *, from_logits: bool = True) -
     from .. import triton as kernels
 
     if impl == "auto":
-        usable = input.is_cuda and kernels.available() and from_logits
+        usable = input.is_cuda and from_logits and kernels.available()
         return "triton" if usable else "torch"
     if not kernels.available():
         raise fail(function, "impl", "be 'auto' or 'torch' when triton is not installed",

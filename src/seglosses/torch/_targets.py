@@ -259,9 +259,10 @@ def _index_labels(function, flat, ignore, num_classes, checking, validate, dtype
     if flat.dtype == torch.bool:
         flat = flat.to(torch.uint8)
     zero = torch.zeros((), dtype=flat.dtype, device=flat.device)
-    if not ignore and checking:
-        # the common case costs one min/max pass and no copy of int64 labels
-        if flat.numel():
+    if not ignore and (checking or native):
+        # the common case costs one min/max pass and no copy of int64 labels; the kernels
+        # (native) turn an unchecked out-of-range label into NaN themselves
+        if checking and flat.numel():
             low, high = torch.aminmax(flat)
             if int(low) < 0 or int(high) >= num_classes:
                 _raise_labels(function, flat, (flat < 0) | (flat >= num_classes), ignore,

@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import os
 
-import torch
-
-_AVAILABLE: list[bool] = []  # filled once
+_AVAILABLE: list[bool] = []  # filled once (a plain global: torch.compile reads it as a constant)
 
 
-@torch.compiler.assume_constant_result  # a constant to torch.compile, not traced into
 def available() -> bool:
     """True when triton imports (the kernels still need a CUDA tensor or the interpreter)."""
     if not _AVAILABLE:

@@ -79,12 +79,16 @@ def _softmax_kernel(
         x_class += sxc
     lse = running_max + tl.log(running_sum)
 
-    if INDEX:
-        label = tl.load(t_row, mask=inside, other=0).to(tl.int32)
     if HAS_V:
         v = tl.load(v_ptr + n * svn + pixels * svs, mask=inside, other=0.0).to(ACC)
     else:
         v = inside.to(ACC)
+    if INDEX:
+        raw = tl.load(t_row, mask=inside, other=0)
+        # a label outside [0, C) (possible only with validate=False) makes its pixel NaN, as
+        # on the torch path; labels are compared, never used as an index
+        v = tl.where((raw < 0) | (raw >= C), float("nan"), v)
+        label = raw.to(tl.int32)
     WANT_LOSS: tl.constexpr = PIXEL != 0
     CE_GRAD: tl.constexpr = GRAD == 2 or (GRAD == 1 and HAS_G)
     if GRAD == 2:  # the normalised loss: upstream gradient 1 / normaliser (0 if nothing counts)
