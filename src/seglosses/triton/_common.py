@@ -82,6 +82,28 @@ def scale_in_place(grad: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 
 
 @triton.jit
+def store_statistics(part_ptr, slot, stride, v, p, t, L1: tl.constexpr):
+    """One program's ``Σ v p t, Σ v p, Σ v t`` (and ``Σ v |p - t|``) at one (image, class)."""
+    vp = v * p
+    tl.store(part_ptr + slot, tl.sum(vp * t, axis=0))
+    tl.store(part_ptr + stride + slot, tl.sum(vp, axis=0))
+    tl.store(part_ptr + 2 * stride + slot, tl.sum(v * t, axis=0))
+    if L1:
+        tl.store(part_ptr + 3 * stride + slot, tl.sum(v * tl.abs(p - t), axis=0))
+
+
+@triton.jit
+def statistics_slope(coef_ptr, n, N, C, c, p, t, ACC: tl.constexpr, L1: tl.constexpr):
+    """``∂L/∂p`` through the statistics at class c: ``A + B t (+ L1 sign(p - t))``, read from
+    the (3, N, C) coefficient table (∂L/∂ΣVP, ∂L/∂ΣVPT, ∂L/∂Σv|p-t|)."""
+    slope = tl.load(coef_ptr + n * C + c).to(ACC) + tl.load(coef_ptr + (N + n) * C + c).to(ACC) * t
+    if L1:
+        l1 = tl.load(coef_ptr + (2 * N + n) * C + c).to(ACC)
+        slope += l1 * tl.where(p > t, 1.0, tl.where(p < t, -1.0, 0.0))
+    return slope
+
+
+@triton.jit
 def log1p_exp_neg(a):
     """``log(1 + exp(-a))`` for ``a >= 0`` without losing digits when ``exp(-a)`` is tiny."""
     e = tl.exp(-a)

@@ -30,6 +30,8 @@ from ._common import (
     params,
     result_dtype,
     setup_fused,
+    statistics_slope,
+    store_statistics,
 )
 from .softmax import GRAD_BACKWARD, GRAD_FUSED, GRAD_NONE, PIXEL_EACH, PIXEL_NONE, PIXEL_SUM
 
@@ -45,7 +47,8 @@ def _sigmoid_kernel(
         HAS_V: tl.constexpr, HAS_PW: tl.constexpr, HAS_NW: tl.constexpr,
         HAS_ALPHA: tl.constexpr, FOCAL: tl.constexpr, PIXEL: tl.constexpr,
         STATS: tl.constexpr, L1: tl.constexpr, GRAD: tl.constexpr, HAS_G: tl.constexpr,
-        HAS_COEF: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr):
+        HAS_COEF: tl.constexpr, WANT_LOSS: tl.constexpr, LOSS_GRAD: tl.constexpr,
+        ACC: tl.constexpr, BLOCK: tl.constexpr):
     # ε, γ and the clamp floor arrive in the accumulation dtype (a float argument is fp32)
     eps = tl.load(params_ptr).to(ACC)
     gamma = tl.load(params_ptr + 1).to(ACC)
@@ -61,8 +64,6 @@ def _sigmoid_kernel(
     g_class = g_ptr + n * sgn + pixels * sgs
     out_class = pixel_ptr + n * son + pixels * sos
     dx_class = dx_ptr + n * sdn + pixels * sds
-    WANT_LOSS: tl.constexpr = PIXEL != 0
-    LOSS_GRAD: tl.constexpr = GRAD == 2 or (GRAD == 1 and HAS_G)
     if GRAD == 2:
         normaliser = tl.load(norm_ptr).to(ACC)
         g = tl.where(normaliser > 0, 1.0 / tl.where(normaliser > 0, normaliser, 1.0), 0.0)
@@ -105,13 +106,7 @@ def _sigmoid_kernel(
             if PIXEL == 2:
                 loss_sum += v * bce
         if STATS:
-            vp = v * p
-            slot = (block * N + n) * C + c
-            tl.store(part_ptr + slot, tl.sum(vp * t, axis=0))
-            tl.store(part_ptr + P * N * C + slot, tl.sum(vp, axis=0))
-            tl.store(part_ptr + 2 * P * N * C + slot, tl.sum(v * t, axis=0))
-            if L1:
-                tl.store(part_ptr + 3 * P * N * C + slot, tl.sum(v * tl.abs(p - t), axis=0))
+            store_statistics(part_ptr, (block * N + n) * C + c, P * N * C, v, p, t, L1)
         if GRAD != 0:
             dx = tl.zeros([BLOCK], ACC)
             if GRAD == 2:
@@ -119,13 +114,7 @@ def _sigmoid_kernel(
             elif HAS_G:
                 dx += tl.load(g_class, mask=inside, other=0.0).to(ACC) * v * slope
             if HAS_COEF:
-                a = tl.load(coef_ptr + n * C + c).to(ACC)
-                b = tl.load(coef_ptr + (N + n) * C + c).to(ACC)
-                u = a + b * t
-                if L1:
-                    l1 = tl.load(coef_ptr + (2 * N + n) * C + c).to(ACC)
-                    u += l1 * tl.where(p > t, 1.0, tl.where(p < t, -1.0, 0.0))
-                dx += v * u * p * (1.0 - p)
+                dx += v * statistics_slope(coef_ptr, n, N, C, c, p, t, ACC, L1) * p * (1.0 - p)
             tl.store(dx_class, dx.to(dx_ptr.dtype.element_ty), mask=inside)
         x_class += sxc
         t_class += stc
@@ -172,6 +161,8 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
             HAS_V=v is not None, HAS_PW=positive is not None, HAS_NW=negative is not None,
             HAS_ALPHA=alpha is not None, FOCAL=gamma != 0, PIXEL=pixel, STATS=stats, L1=l1,
             GRAD=grad, HAS_G=grad_pixel is not None, HAS_COEF=coefficients is not None,
+            WANT_LOSS=pixel != PIXEL_NONE,
+            LOSS_GRAD=grad == GRAD_FUSED or (grad == GRAD_BACKWARD and grad_pixel is not None),
             ACC=accumulate_dtype(x.dtype), BLOCK=block)
     else:
         part = None if part is None else part.zero_()

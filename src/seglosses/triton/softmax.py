@@ -39,10 +39,34 @@ from ._common import (
     pixel_strides,
     result_dtype,
     setup_fused,
+    statistics_slope,
+    store_statistics,
 )
 
 PIXEL_NONE, PIXEL_EACH, PIXEL_SUM = 0, 1, 2
 GRAD_NONE, GRAD_BACKWARD, GRAD_FUSED = 0, 1, 2
+
+
+@triton.jit
+def _class_term(x, lse, t, eps, smooth_share, scale_ptr, c, gamma, tiny, ACC: tl.constexpr,
+                HAS_SCALE: tl.constexpr, FOCAL: tl.constexpr):
+    """The pixel term ``a_c q_c m (lse - x_c)`` at class c and ``p_c ∂/∂p_c`` of it per unit
+    of upstream gradient (``-a_c q_c`` for cross-entropy); m = ``(1 - p_c)^γ`` for focal."""
+    p = tl.exp(x - lse)
+    q = t * (1.0 - eps) + smooth_share
+    if HAS_SCALE:
+        q = q * tl.load(scale_ptr + c).to(ACC)
+    neg_log_p = lse - x
+    if FOCAL:
+        rest = tl.maximum(1.0 - p, tiny)
+        modulation = tl.exp(gamma * tl.log(rest))
+        slope = tl.where(1.0 - p > tiny, gamma * p * tl.exp((gamma - 1.0) * tl.log(rest)), 0.0)
+        term = q * modulation * neg_log_p
+        r = q * (-slope * neg_log_p - modulation)
+    else:
+        term = q * neg_log_p
+        r = -q
+    return term, r
 
 
 @triton.jit
@@ -54,7 +78,8 @@ def _softmax_kernel(
         INDEX: tl.constexpr, HAS_V: tl.constexpr, HAS_SCALE: tl.constexpr,
         FOCAL: tl.constexpr, PIXEL: tl.constexpr, STATS: tl.constexpr, L1: tl.constexpr,
         GRAD: tl.constexpr, HAS_G: tl.constexpr, HAS_COEF: tl.constexpr,
-        ACC: tl.constexpr, BLOCK: tl.constexpr):
+        WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr, ACC: tl.constexpr,
+        BLOCK: tl.constexpr):
     # ε, γ and the clamp floor arrive in the accumulation dtype (a float argument is fp32)
     eps = tl.load(params_ptr).to(ACC)
     gamma = tl.load(params_ptr + 1).to(ACC)
@@ -89,8 +114,6 @@ def _softmax_kernel(
         # on the torch path; labels are compared, never used as an index
         v = tl.where((raw < 0) | (raw >= C), float("nan"), v)
         label = raw.to(tl.int32)
-    WANT_LOSS: tl.constexpr = PIXEL != 0
-    CE_GRAD: tl.constexpr = GRAD == 2 or (GRAD == 1 and HAS_G)
     if GRAD == 2:  # the normalised loss: upstream gradient 1 / normaliser (0 if nothing counts)
         normaliser = tl.load(norm_ptr).to(ACC)
         g = tl.where(normaliser > 0, 1.0 / tl.where(normaliser > 0, normaliser, 1.0), 0.0)
@@ -112,42 +135,18 @@ def _softmax_kernel(
         else:
             t = tl.load(t_class, mask=inside, other=0.0).to(ACC)
         if WANT_LOSS or CE_GRAD:
-            q = t * (1.0 - eps) + smooth_share
-            if HAS_SCALE:
-                q = q * tl.load(scale_ptr + c).to(ACC)
-            neg_log_p = lse - x
-            if FOCAL:
-                rest = tl.maximum(1.0 - p, tiny)
-                modulation = tl.exp(gamma * tl.log(rest))
-                if WANT_LOSS:
-                    loss += q * modulation * neg_log_p
-            elif WANT_LOSS:
-                loss += q * neg_log_p
+            term, r_ce = _class_term(x, lse, t, eps, smooth_share, scale_ptr, c, gamma, tiny,
+                                     ACC, HAS_SCALE, FOCAL)
+            if WANT_LOSS:
+                loss += term
         if STATS:
-            vp = v * p
-            slot = (block * N + n) * C + c
-            tl.store(part_ptr + slot, tl.sum(vp * t, axis=0))
-            tl.store(part_ptr + P * N * C + slot, tl.sum(vp, axis=0))
-            tl.store(part_ptr + 2 * P * N * C + slot, tl.sum(v * t, axis=0))
-            if L1:
-                tl.store(part_ptr + 3 * P * N * C + slot, tl.sum(v * tl.abs(p - t), axis=0))
+            store_statistics(part_ptr, (block * N + n) * C + c, P * N * C, v, p, t, L1)
         if GRAD != 0:
             r = tl.zeros([BLOCK], ACC)
             if CE_GRAD:
-                if FOCAL:
-                    slope = tl.where(1.0 - p > tiny,
-                                     gamma * p * tl.exp((gamma - 1.0) * tl.log(rest)), 0.0)
-                    r += gv * q * (-slope * neg_log_p - modulation)
-                else:
-                    r -= gv * q
+                r += gv * r_ce
             if HAS_COEF:
-                a = tl.load(coef_ptr + n * C + c).to(ACC)
-                b = tl.load(coef_ptr + (N + n) * C + c).to(ACC)
-                u = a + b * t
-                if L1:
-                    l1 = tl.load(coef_ptr + (2 * N + n) * C + c).to(ACC)
-                    u += l1 * tl.where(p > t, 1.0, tl.where(p < t, -1.0, 0.0))
-                r += v * p * u
+                r += v * p * statistics_slope(coef_ptr, n, N, C, c, p, t, ACC, L1)
             r_total += r
         x_class += sxc
         t_class += stc
@@ -171,25 +170,11 @@ def _softmax_kernel(
                 t = tl.load(t_class, mask=inside, other=0.0).to(ACC)
             r = tl.zeros([BLOCK], ACC)
             if CE_GRAD:
-                q = t * (1.0 - eps) + smooth_share
-                if HAS_SCALE:
-                    q = q * tl.load(scale_ptr + c).to(ACC)
-                if FOCAL:
-                    rest = tl.maximum(1.0 - p, tiny)
-                    modulation = tl.exp(gamma * tl.log(rest))
-                    slope = tl.where(1.0 - p > tiny,
-                                     gamma * p * tl.exp((gamma - 1.0) * tl.log(rest)), 0.0)
-                    r += gv * q * (-slope * (lse - x) - modulation)
-                else:
-                    r -= gv * q
+                term, r_ce = _class_term(x, lse, t, eps, smooth_share, scale_ptr, c, gamma,
+                                         tiny, ACC, HAS_SCALE, FOCAL)
+                r += gv * r_ce
             if HAS_COEF:
-                a = tl.load(coef_ptr + n * C + c).to(ACC)
-                b = tl.load(coef_ptr + (N + n) * C + c).to(ACC)
-                u = a + b * t
-                if L1:
-                    l1 = tl.load(coef_ptr + (2 * N + n) * C + c).to(ACC)
-                    u += l1 * tl.where(p > t, 1.0, tl.where(p < t, -1.0, 0.0))
-                r += v * p * u
+                r += v * p * statistics_slope(coef_ptr, n, N, C, c, p, t, ACC, L1)
             dx = r - p * r_total
             tl.store(dx_class, dx.to(dx_ptr.dtype.element_ty), mask=inside)
             x_class += sxc
@@ -241,6 +226,8 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
             INDEX=labels is not None, HAS_V=v is not None, HAS_SCALE=scale is not None,
             FOCAL=gamma != 0, PIXEL=pixel, STATS=stats, L1=l1, GRAD=grad,
             HAS_G=grad_pixel is not None, HAS_COEF=coefficients is not None,
+            WANT_LOSS=pixel != PIXEL_NONE,
+            CE_GRAD=grad == GRAD_FUSED or (grad == GRAD_BACKWARD and grad_pixel is not None),
             ACC=accumulate_dtype(x.dtype), BLOCK=block)
     elif part is not None or pixel == PIXEL_SUM:  # empty batch or image: sums are 0
         part = None if part is None else part.zero_()
