@@ -305,7 +305,7 @@ def test_impl_triton_refusals(monkeypatch):
         sl.dice_ce_loss(x, target, impl="triton")
 
 
-def test_auto_keeps_cpu_tensors_on_the_torch_path(monkeypatch):
+def test_auto_keeps_cpu_tensors_on_the_torch_path():
     from seglosses.torch._dispatch import resolve_impl
 
     x = torch.randn(2, 3)
