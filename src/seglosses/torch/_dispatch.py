@@ -76,12 +76,13 @@ def softmax_reduced(problem: Multiclass, normaliser: torch.Tensor, *, label_smoo
     """``Σ_i ℓ_i / normaliser`` with its gradient written in the same pass (when one is
     needed; otherwise the plain sum kernel)."""
     from ..triton import softmax
+    from ..triton._common import divide_safely
 
     x = problem.x
     if not (x.requires_grad and torch.is_grad_enabled()):
         total = softmax_terms(problem, label_smoothing=label_smoothing, gamma=gamma,
                               scale=scale, pixel="sum", stats=False)[0]
-        return total / torch.where(normaliser > 0, normaliser, torch.ones_like(normaliser))
+        return divide_safely(total, normaliser)
     return softmax.softmax_fused(x, problem.labels, problem.dense, problem.v, scale,
                                  normaliser.reshape(()), problem.axis, float(label_smoothing),
                                  float(gamma))[0]
@@ -132,11 +133,12 @@ def sigmoid_terms(problem: Sigmoid, *, label_smoothing: float, gamma: float = 0.
 def sigmoid_reduced(problem: Sigmoid, normaliser: torch.Tensor, *, label_smoothing: float,
                     gamma: float = 0.0, alpha=None) -> torch.Tensor:
     from ..triton import sigmoid
+    from ..triton._common import divide_safely
 
     if not (problem.x.requires_grad and torch.is_grad_enabled()):
         total = sigmoid_terms(problem, label_smoothing=label_smoothing, gamma=gamma,
                               alpha=alpha, pixel="sum", stats=False)[0]
-        return total / torch.where(normaliser > 0, normaliser, torch.ones_like(normaliser))
+        return divide_safely(total, normaliser)
     x, axis, target, v, (positive, negative, alpha) = _sigmoid_operands(problem, alpha)
     return sigmoid.sigmoid_fused(x, target, v, positive, negative, alpha,
                                  normaliser.reshape(()), axis, float(label_smoothing),

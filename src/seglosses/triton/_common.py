@@ -154,3 +154,20 @@ def params(eps: float, gamma: float, dtype: torch.dtype, device: torch.device) -
     Cached so that a call after the first copies nothing from the host (CUDA-graph capture).
     """
     return torch.tensor([eps, gamma, torch.finfo(dtype).tiny], dtype=dtype, device=device)
+
+
+def coefficient_table(x, axis, stats, l1, g_tp, g_ps, g_l1):
+    """The backward's (3, N, C) table ``(∂L/∂PS, ∂L/∂TP, ∂L/∂L1)``, or None when the statistics
+    received no gradient (absent entries are zeros)."""
+    if not stats or (g_tp is None and g_ps is None and (not l1 or g_l1 is None)):
+        return None
+    zeros = x.new_zeros((x.shape[0], x.shape[axis]), dtype=result_dtype(x.dtype))
+    return torch.stack([zeros if g_ps is None else g_ps, zeros if g_tp is None else g_tp,
+                        zeros if not l1 or g_l1 is None else g_l1]).contiguous()
+
+
+def divide_safely(total: torch.Tensor, normaliser: torch.Tensor) -> torch.Tensor:
+    """``total / normaliser``, and 0 where nothing counts (normaliser 0), on the device."""
+    counted = normaliser > 0
+    safe = torch.where(counted, normaliser, torch.ones_like(normaliser))
+    return torch.where(counted, total / safe, torch.zeros_like(total)).to(total.dtype)

@@ -23,6 +23,8 @@ from ._common import (
     absent,
     accumulate_dtype,
     block_size,
+    coefficient_table,
+    divide_safely,
     dummy,
     fused_backward,
     log1p_exp_neg,
@@ -228,13 +230,7 @@ def _backward_terms(ctx, g_pixel, g_tp, g_ps, g_ts, g_l1):
     x, target, v, positive, negative, alpha = ctx.saved_tensors
     axis, eps, gamma, pixel, stats, l1 = ctx.options
     grad_pixel = g_pixel if pixel != PIXEL_NONE and g_pixel is not None else None
-    coefficients = None
-    if stats and (g_tp is not None or g_ps is not None or (l1 and g_l1 is not None)):
-        n, num_channels = x.shape[0], x.shape[axis]
-        zeros = x.new_zeros((n, num_channels), dtype=result_dtype(x.dtype))
-        coefficients = torch.stack([
-            zeros if g_ps is None else g_ps, zeros if g_tp is None else g_tp,
-            zeros if not l1 or g_l1 is None else g_l1]).contiguous()
+    coefficients = coefficient_table(x, axis, stats, l1, g_tp, g_ps, g_l1)
     if grad_pixel is None and coefficients is None:
         return (None,) * 12
     if grad_pixel is not None and pixel == PIXEL_SUM:
@@ -256,8 +252,7 @@ def sigmoid_fused(x: torch.Tensor, target: torch.Tensor, v: torch.Tensor | None,
     total, _, dx = _launch(x, target, v, positive, negative, alpha, axis, label_smoothing,
                            gamma, pixel=PIXEL_SUM, stats=False, l1=False, grad=GRAD_FUSED,
                            normaliser=normaliser.reshape(()).to(result_dtype(x.dtype)))
-    safe = torch.where(normaliser > 0, normaliser, torch.ones_like(normaliser))
-    return torch.where(normaliser > 0, total / safe, torch.zeros_like(total)).to(total.dtype), dx
+    return divide_safely(total, normaliser), dx
 
 
 @sigmoid_fused.register_fake

@@ -32,6 +32,8 @@ from ._common import (
     absent,
     accumulate_dtype,
     block_size,
+    coefficient_table,
+    divide_safely,
     dummy,
     fused_backward,
     ncs_strides,
@@ -295,13 +297,7 @@ def _backward_terms(ctx, g_pixel, g_tp, g_ps, g_ts, g_l1):
     x, labels, dense, v, scale = ctx.saved_tensors
     axis, eps, gamma, pixel, stats, l1 = ctx.options
     grad_pixel = g_pixel if pixel != PIXEL_NONE and g_pixel is not None else None
-    coefficients = None
-    if stats and (g_tp is not None or g_ps is not None or (l1 and g_l1 is not None)):
-        n, num_classes = x.shape[0], x.shape[axis]
-        zeros = x.new_zeros((n, num_classes), dtype=result_dtype(x.dtype))
-        coefficients = torch.stack([
-            zeros if g_ps is None else g_ps, zeros if g_tp is None else g_tp,
-            zeros if not l1 or g_l1 is None else g_l1]).contiguous()
+    coefficients = coefficient_table(x, axis, stats, l1, g_tp, g_ps, g_l1)
     if grad_pixel is None and coefficients is None:
         return (None,) * 11
     if grad_pixel is not None and grad_pixel.ndim:
@@ -323,8 +319,7 @@ def softmax_fused(x: torch.Tensor, labels: torch.Tensor | None, dense: torch.Ten
     total, _, dx = _launch(x, labels, dense, v, scale, axis, label_smoothing, gamma,
                            pixel=PIXEL_SUM, stats=False, l1=False, grad=GRAD_FUSED,
                            normaliser=normaliser.reshape(()).to(result_dtype(x.dtype)))
-    safe = torch.where(normaliser > 0, normaliser, torch.ones_like(normaliser))
-    return torch.where(normaliser > 0, total / safe, torch.zeros_like(total)).to(total.dtype), dx
+    return divide_safely(total, normaliser), dx
 
 
 @softmax_fused.register_fake
