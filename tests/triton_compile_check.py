@@ -43,10 +43,10 @@ def main() -> int:
     for (x_type, acc), index, focal, (pixel, stats, grad, has_g, has_coef) in itertools.product(
             [("*bf16", tl.float32), ("*fp16", tl.float32), ("*fp32", tl.float32),
              ("*fp64", tl.float64)], [True, False], [False, True], PASSES):
-        constants = dict(INDEX=index, HAS_V=True, HAS_SCALE=True, FOCAL=focal, PIXEL=pixel,
-                         STATS=stats, L1=stats and not index, GRAD=grad, HAS_G=has_g,
-                         HAS_COEF=has_coef, WANT_LOSS=pixel != 0,
-                         CE_GRAD=grad == 2 or (grad == 1 and has_g), ACC=acc, BLOCK=1024)
+        constants = dict(**softmax.flags(index=index, has_v=True, has_scale=True, focal=focal,
+                                         pixel=pixel, stats=stats, l1=stats and not index,
+                                         grad=grad, has_g=has_g, has_coef=has_coef),
+                         ACC=acc, BLOCK=1024)
         types = {"x_ptr": x_type, "dx_ptr": x_type, "t_ptr": "*u8" if index else "*fp32"}
         results.append((f"softmax x={x_type} index={index} focal={focal} pass={pixel}{grad}",
                         compile_variant(softmax._softmax_kernel, types, constants)))

@@ -13,7 +13,9 @@ import torch
 import triton
 import triton.language as tl
 
+# Launch geometry: pixels per program and warps per program (benchmarks/tune.py sweeps both)
 MAX_BLOCK = 1024
+MAX_WARPS = 4
 
 
 def accumulate_dtype(dtype: torch.dtype):
@@ -25,8 +27,11 @@ def result_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def block_size(spatial: int) -> int:
-    return max(16, min(MAX_BLOCK, triton.next_power_of_2(max(spatial, 1))))
+def geometry(spatial: int) -> tuple[int, int]:
+    """``(BLOCK, num_warps)`` for ``spatial`` pixels per image: at most ``MAX_BLOCK`` pixels,
+    at least 32 pixels per warp."""
+    block = max(16, min(MAX_BLOCK, triton.next_power_of_2(max(spatial, 1))))
+    return block, max(1, min(MAX_WARPS, block // 32))
 
 
 def ncs_strides(t: torch.Tensor | None, axis: int) -> tuple[int, int, int]:
@@ -104,11 +109,14 @@ def statistics_slope(coef_ptr, n, N, C, c, p, t, ACC: tl.constexpr, L1: tl.const
 
 
 @triton.jit
-def log1p_exp_neg(a):
-    """``log(1 + exp(-a))`` for ``a >= 0`` without losing digits when ``exp(-a)`` is tiny."""
-    e = tl.exp(-a)
+def softplus_sigmoid(x):
+    """``(log(1 + e^{-|x|}), σ(x))`` from one exponential, without losing digits when
+    ``e^{-|x|}`` is tiny (``log(u)·e/(u-1)`` is log1p(e) to working precision)."""
+    e = tl.exp(-tl.abs(x))
     u = 1.0 + e
-    return tl.where(u == 1.0, e, tl.log(u) * (e / (u - 1.0)))
+    soft = tl.where(u == 1.0, e, tl.log(u) * (e / (u - 1.0)))
+    inverse = 1.0 / u
+    return soft, tl.where(x >= 0, inverse, e * inverse)
 
 
 @torch.library.custom_op("seglosses::scale_grad_", mutates_args=("grad",))
@@ -122,8 +130,48 @@ def _(grad, scale):
     return None
 
 
+# --------------------------------------------------------------------------------------------
+# Two doors to one implementation: the custom op (what torch.compile sees, one opaque node
+# with its backward) and, in eager mode, a plain autograd.Function over the same
+# implementation, setup and backward. The op's Python dispatch costs ~100 µs a call, more than
+# a whole 3-D loss kernel; the Function costs a few µs.
+
+
+def in_graph() -> bool:
+    """True while torch.compile traces: calls must then go through the custom ops."""
+    return torch.compiler.is_compiling()
+
+
+def eager_function(name, implementation, setup_context, backward):
+    """``apply`` of an autograd.Function that runs a custom op's ``implementation`` directly,
+    with the op's own ``setup_context`` and ``backward`` (``ctx.eager`` tells the backward to
+    call the implementations of the ops it uses, not the ops)."""
+
+    def forward(ctx, *inputs):  # ctx-style forward: no per-call signature binding
+        output = implementation(*inputs)
+        setup_context(ctx, inputs, output)
+        ctx.eager = True
+        return output
+
+    function = type(name, (torch.autograd.Function,), {
+        "forward": staticmethod(forward),
+        "backward": staticmethod(backward),
+    })
+    return function.apply
+
+
+def is_eager(ctx) -> bool:
+    return getattr(ctx, "eager", False)
+
+
 def setup_fused(ctx, inputs, output):
-    """A fused op returns ``(loss, gradient)``: keep the gradient for the backward."""
+    """A fused op returns ``(loss, gradient)``: keep the gradient for the backward.
+
+    The gradient output is not differentiable, and undefined output gradients stay None:
+    materialising them would write a logits-sized tensor of zeros on every backward.
+    """
+    ctx.mark_non_differentiable(output[1])
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(output[1])
     ctx.consumed = False
 
@@ -141,7 +189,10 @@ def fused_backward(num_inputs: int):
         (grad,) = ctx.saved_tensors
         if g_loss is None:
             return (None,) * num_inputs
-        scale_grad_(grad, g_loss)
+        if is_eager(ctx):
+            scale_in_place(grad, g_loss)
+        else:
+            scale_grad_(grad, g_loss)
         return (grad,) + (None,) * (num_inputs - 1)
 
     return backward

@@ -22,16 +22,18 @@ import triton.language as tl
 from ._common import (
     absent,
     accumulate_dtype,
-    block_size,
     coefficient_table,
-    divide_safely,
     dummy,
+    eager_function,
     fused_backward,
-    log1p_exp_neg,
+    geometry,
+    in_graph,
+    is_eager,
     ncs_strides,
     params,
     result_dtype,
     setup_fused,
+    softplus_sigmoid,
     statistics_slope,
     store_statistics,
 )
@@ -77,8 +79,7 @@ def _sigmoid_kernel(
             v = tl.load(v_class, mask=inside, other=0.0).to(ACC)
         else:
             v = inside.to(ACC)
-        soft = log1p_exp_neg(tl.abs(x))  # log(1 + e^{-|x|})
-        p = tl.where(x >= 0, 1.0 / (1.0 + tl.exp(-x)), tl.exp(x) / (1.0 + tl.exp(x)))
+        soft, p = softplus_sigmoid(x)
         if WANT_LOSS or LOSS_GRAD:
             y = t * (1.0 - eps) + eps * 0.5
             positive = y
@@ -125,7 +126,10 @@ def _sigmoid_kernel(
         out_class += soc
         dx_class += sdc
     if PIXEL == 2:
-        tl.store(pixel_ptr + block * N + n, tl.sum(loss_sum, axis=0))
+        total = tl.sum(loss_sum, axis=0)
+        if GRAD == 2:  # the loss already divided by its normaliser (0 if nothing counts)
+            total = tl.where(normaliser > 0, total * g, 0.0)
+        tl.store(pixel_ptr + block * N + n, total)
 
 
 def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel, stats, l1,
@@ -133,7 +137,7 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
     """Run the kernel once over ``x`` (3-D view); returns ``(pixel, stats, dx)``."""
     n, num_channels, spatial = x.shape[0], x.shape[axis], x.shape[3 - axis]
     out_dtype = result_dtype(x.dtype)
-    block = block_size(spatial)
+    block, warps = geometry(spatial)
     programs = triton.cdiv(spatial, block)
     pixel_out = part = dx = None
     if pixel == PIXEL_EACH:
@@ -165,7 +169,7 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
             GRAD=grad, HAS_G=grad_pixel is not None, HAS_COEF=coefficients is not None,
             WANT_LOSS=pixel != PIXEL_NONE,
             LOSS_GRAD=grad == GRAD_FUSED or (grad == GRAD_BACKWARD and grad_pixel is not None),
-            ACC=accumulate_dtype(x.dtype), BLOCK=block)
+            ACC=accumulate_dtype(x.dtype), BLOCK=block, num_warps=warps)
     else:
         part = None if part is None else part.zero_()
         pixel_out = pixel_out.zero_() if pixel == PIXEL_SUM else pixel_out
@@ -175,13 +179,12 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
     return pixel_out, (None if part is None else [k.sum(0) for k in part]), dx
 
 
-@torch.library.custom_op("seglosses::sigmoid_terms", mutates_args=())
-def sigmoid_terms(x: torch.Tensor, target: torch.Tensor, v: torch.Tensor | None,
-                  positive: torch.Tensor | None, negative: torch.Tensor | None,
-                  alpha: torch.Tensor | None, axis: int, label_smoothing: float,
-                  gamma: float, pixel: int, stats: bool,
-                  l1: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-                                     torch.Tensor]:
+def _terms(x: torch.Tensor, target: torch.Tensor, v: torch.Tensor | None,
+           positive: torch.Tensor | None, negative: torch.Tensor | None,
+           alpha: torch.Tensor | None, axis: int, label_smoothing: float,
+           gamma: float, pixel: int, stats: bool,
+           l1: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                              torch.Tensor]:
     """``(element terms, TP, PS, TS, L1)``; absent outputs are empty tensors."""
     pixel_out, sums, _ = _launch(x, target, v, positive, negative, alpha, axis,
                                  label_smoothing, gamma, pixel=pixel, stats=stats, l1=l1,
@@ -193,7 +196,10 @@ def sigmoid_terms(x: torch.Tensor, target: torch.Tensor, v: torch.Tensor | None,
     return pixel_out, sums[0], sums[1], sums[2], sums[3] if l1 else absent(like)
 
 
-@sigmoid_terms.register_fake
+_terms_op = torch.library.custom_op("seglosses::sigmoid_terms", _terms, mutates_args=())
+
+
+@_terms_op.register_fake
 def _(x, target, v, positive, negative, alpha, axis, label_smoothing, gamma, pixel, stats, l1):
     dtype = result_dtype(x.dtype)
     n, num_channels = x.shape[0], x.shape[axis]
@@ -203,18 +209,20 @@ def _(x, target, v, positive, negative, alpha, axis, label_smoothing, gamma, pix
     return pixel_out, stat(stats), stat(stats), stat(stats), stat(stats and l1)
 
 
-@torch.library.custom_op("seglosses::sigmoid_grad", mutates_args=())
-def sigmoid_grad(x: torch.Tensor, target: torch.Tensor, v: torch.Tensor | None,
-                 positive: torch.Tensor | None, negative: torch.Tensor | None,
-                 alpha: torch.Tensor | None, grad_pixel: torch.Tensor | None,
-                 coefficients: torch.Tensor | None, axis: int, label_smoothing: float,
-                 gamma: float, l1: bool) -> torch.Tensor:
-    return _launch(x, target, v, positive, negative, alpha, axis, label_smoothing, gamma,
-                   pixel=PIXEL_NONE, stats=False, l1=l1, grad=GRAD_BACKWARD,
-                   grad_pixel=grad_pixel, coefficients=coefficients)[2]
+def _grad(x: torch.Tensor, target: torch.Tensor, v: torch.Tensor | None,
+          positive: torch.Tensor | None, negative: torch.Tensor | None,
+          alpha: torch.Tensor | None, grad_pixel: torch.Tensor | None,
+          coefficients: torch.Tensor | None, axis: int, label_smoothing: float,
+          gamma: float, l1: bool) -> torch.Tensor:
+          return _launch(x, target, v, positive, negative, alpha, axis, label_smoothing, gamma,
+          pixel=PIXEL_NONE, stats=False, l1=l1, grad=GRAD_BACKWARD,
+          grad_pixel=grad_pixel, coefficients=coefficients)[2]
 
 
-@sigmoid_grad.register_fake
+_grad_op = torch.library.custom_op("seglosses::sigmoid_grad", _grad, mutates_args=())
+
+
+@_grad_op.register_fake
 def _(x, target, v, positive, negative, alpha, grad_pixel, coefficients, axis, label_smoothing,
       gamma, l1):
     return torch.empty_like(x, memory_format=torch.contiguous_format)
@@ -222,6 +230,7 @@ def _(x, target, v, positive, negative, alpha, grad_pixel, coefficients, axis, l
 
 def _setup_terms(ctx, inputs, output):
     x, target, v, positive, negative, alpha, axis, eps, gamma, pixel, stats, l1 = inputs
+    ctx.set_materialize_grads(False)  # unused outputs: no zero tensors
     ctx.save_for_backward(x, target, v, positive, negative, alpha)
     ctx.options = (axis, eps, gamma, pixel, stats, l1)
 
@@ -235,30 +244,46 @@ def _backward_terms(ctx, g_pixel, g_tp, g_ps, g_ts, g_l1):
         return (None,) * 12
     if grad_pixel is not None and pixel == PIXEL_SUM:
         grad_pixel = grad_pixel.reshape(1, 1, 1).expand(x.shape)  # strides 0: one scalar
-    grad = sigmoid_grad(x, target, v, positive, negative, alpha, grad_pixel, coefficients, axis,
-                        eps, gamma, l1 and coefficients is not None)
+    grad = (_grad if is_eager(ctx) else _grad_op)(
+        x, target, v, positive, negative, alpha, grad_pixel, coefficients, axis, eps, gamma,
+        l1 and coefficients is not None)
     return (grad,) + (None,) * 11
 
 
-sigmoid_terms.register_autograd(_backward_terms, setup_context=_setup_terms)
+_terms_op.register_autograd(_backward_terms, setup_context=_setup_terms)
+_terms_eager = eager_function("SigmoidTerms", _terms, _setup_terms, _backward_terms)
 
 
-@torch.library.custom_op("seglosses::sigmoid_fused", mutates_args=())
-def sigmoid_fused(x: torch.Tensor, target: torch.Tensor, v: torch.Tensor | None,
-                  positive: torch.Tensor | None, negative: torch.Tensor | None,
-                  alpha: torch.Tensor | None, normaliser: torch.Tensor, axis: int,
-                  label_smoothing: float, gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _fused(x: torch.Tensor, target: torch.Tensor, v: torch.Tensor | None,
+           positive: torch.Tensor | None, negative: torch.Tensor | None,
+           alpha: torch.Tensor | None, normaliser: torch.Tensor, axis: int,
+           label_smoothing: float, gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``(Σ ℓ / normaliser, its gradient)`` from one read of the logits and targets."""
     total, _, dx = _launch(x, target, v, positive, negative, alpha, axis, label_smoothing,
                            gamma, pixel=PIXEL_SUM, stats=False, l1=False, grad=GRAD_FUSED,
                            normaliser=normaliser.reshape(()).to(result_dtype(x.dtype)))
-    return divide_safely(total, normaliser), dx
+    return total, dx
 
 
-@sigmoid_fused.register_fake
+_fused_op = torch.library.custom_op("seglosses::sigmoid_fused", _fused, mutates_args=())
+
+
+@_fused_op.register_fake
 def _(x, target, v, positive, negative, alpha, normaliser, axis, label_smoothing, gamma):
     return (x.new_empty((), dtype=result_dtype(x.dtype)),
             torch.empty_like(x, memory_format=torch.contiguous_format))
 
 
-sigmoid_fused.register_autograd(fused_backward(10), setup_context=setup_fused)
+_fused_op.register_autograd(fused_backward(10), setup_context=setup_fused)
+_fused_eager = eager_function("SigmoidFused", _fused, setup_fused, fused_backward(10))
+
+
+def sigmoid_terms(*args):
+    """The per-pixel terms and statistics (the custom op under torch.compile)."""
+    return (_terms_op if in_graph() else _terms_eager)(*args)
+
+
+def sigmoid_fused(*args):
+    """The normalised reduced loss with its gradient written in the same pass."""
+    return (_fused_op if in_graph() else _fused_eager)(*args)
+

@@ -31,11 +31,13 @@ import triton.language as tl
 from ._common import (
     absent,
     accumulate_dtype,
-    block_size,
     coefficient_table,
-    divide_safely,
     dummy,
+    eager_function,
     fused_backward,
+    geometry,
+    in_graph,
+    is_eager,
     ncs_strides,
     params,
     pixel_strides,
@@ -80,8 +82,8 @@ def _softmax_kernel(
         INDEX: tl.constexpr, HAS_V: tl.constexpr, HAS_SCALE: tl.constexpr,
         FOCAL: tl.constexpr, PIXEL: tl.constexpr, STATS: tl.constexpr, L1: tl.constexpr,
         GRAD: tl.constexpr, HAS_G: tl.constexpr, HAS_COEF: tl.constexpr,
-        WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr, ACC: tl.constexpr,
-        BLOCK: tl.constexpr):
+        WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr, SECOND: tl.constexpr,
+        ACC: tl.constexpr, BLOCK: tl.constexpr):
     # ε, γ and the clamp floor arrive in the accumulation dtype (a float argument is fp32)
     eps = tl.load(params_ptr).to(ACC)
     gamma = tl.load(params_ptr + 1).to(ACC)
@@ -93,18 +95,6 @@ def _softmax_kernel(
     pixels = pixels.to(tl.int64)
     x_row = x_ptr + n * sxn + pixels * sxs
     t_row = t_ptr + n * stn + pixels * sts
-
-    # 1. log-sum-exp (masked lanes read 0 and are never stored)
-    running_max = tl.full([BLOCK], float("-inf"), ACC)
-    running_sum = tl.zeros([BLOCK], ACC)
-    x_class = x_row
-    for _ in range(C):
-        x = tl.load(x_class, mask=inside, other=0.0).to(ACC)
-        new_max = tl.maximum(running_max, x)
-        running_sum = running_sum * tl.exp(running_max - new_max) + tl.exp(x - new_max)
-        running_max = new_max
-        x_class += sxc
-    lse = running_max + tl.log(running_sum)
 
     if HAS_V:
         v = tl.load(v_ptr + n * svn + pixels * svs, mask=inside, other=0.0).to(ACC)
@@ -124,39 +114,87 @@ def _softmax_kernel(
         gv = tl.load(g_ptr + n * sgn + pixels * sgs, mask=inside, other=0.0).to(ACC) * v
     smooth_share = eps / C
 
-    # 2. per class: pixel term, statistics, r_c = p_c ∂F/∂p_c and Σ_c r_c
-    loss = tl.zeros([BLOCK], ACC)
-    r_total = tl.zeros([BLOCK], ACC)
+    # 1. log-sum-exp by the online (max, sum) recurrence, one exp per element. Without a
+    #    second pass (no statistics, no focal term, no L1 slope) the same walk also sums what
+    #    the loss and Σ_c r_c need, since then r_c = p_c s_c - g v a_c q_c with s_c free of p:
+    #    Σ a q, Σ a q x and Σ e^(x - max) s (rescaled with the running sum).
+    running_max = tl.full([BLOCK], float("-inf"), ACC)
+    running_sum = tl.zeros([BLOCK], ACC)
+    q_sum = tl.zeros([BLOCK], ACC)
+    qx_sum = tl.zeros([BLOCK], ACC)
+    slope_sum = tl.zeros([BLOCK], ACC)
     x_class = x_row
     t_class = t_row
     for c in range(C):
         x = tl.load(x_class, mask=inside, other=0.0).to(ACC)
-        p = tl.exp(x - lse)
-        if INDEX:
-            t = (label == c).to(ACC)
-        else:
-            t = tl.load(t_class, mask=inside, other=0.0).to(ACC)
-        if WANT_LOSS or CE_GRAD:
-            term, r_ce = _class_term(x, lse, t, eps, smooth_share, scale_ptr, c, gamma, tiny,
-                                     ACC, HAS_SCALE, FOCAL)
-            if WANT_LOSS:
-                loss += term
-        if STATS:
-            store_statistics(part_ptr, (block * N + n) * C + c, P * N * C, v, p, t, L1)
-        if GRAD != 0:
-            r = tl.zeros([BLOCK], ACC)
-            if CE_GRAD:
-                r += gv * r_ce
-            if HAS_COEF:
-                r += v * p * statistics_slope(coef_ptr, n, N, C, c, p, t, ACC, L1)
-            r_total += r
+        shift = x - running_max
+        e = tl.exp(-tl.abs(shift))  # e^(min - max) of (x, running max)
+        grows = shift > 0
+        running_sum = tl.where(grows, running_sum * e + 1.0, running_sum + e)
+        running_max = tl.maximum(running_max, x)
+        if not SECOND and (WANT_LOSS or CE_GRAD or HAS_COEF):
+            if INDEX:
+                t = (label == c).to(ACC)
+            else:
+                t = tl.load(t_class, mask=inside, other=0.0).to(ACC)
+            if WANT_LOSS or CE_GRAD:
+                q = t * (1.0 - eps) + smooth_share
+                if HAS_SCALE:
+                    q = q * tl.load(scale_ptr + c).to(ACC)
+                q_sum += q
+                if WANT_LOSS:
+                    qx_sum += q * x
+            if HAS_COEF:  # s_c = A + B t (no L1 term here); the p argument is unused
+                slope = statistics_slope(coef_ptr, n, N, C, c, x, t, ACC, False)
+                slope_sum = tl.where(grows, slope_sum * e + slope, slope_sum + e * slope)
         x_class += sxc
         t_class += stc
+    lse = running_max + tl.log(running_sum)
+
+    loss = tl.zeros([BLOCK], ACC)
+    r_total = tl.zeros([BLOCK], ACC)
+    if not SECOND:
+        if WANT_LOSS:
+            loss = lse * q_sum - qx_sum
+        if CE_GRAD:
+            r_total = -gv * q_sum
+        if HAS_COEF:
+            r_total += v * slope_sum / running_sum
+    else:
+        # 2. per class: pixel term, statistics, r_c = p_c ∂F/∂p_c and Σ_c r_c
+        x_class = x_row
+        t_class = t_row
+        for c in range(C):
+            x = tl.load(x_class, mask=inside, other=0.0).to(ACC)
+            p = tl.exp(x - lse)
+            if INDEX:
+                t = (label == c).to(ACC)
+            else:
+                t = tl.load(t_class, mask=inside, other=0.0).to(ACC)
+            if WANT_LOSS or CE_GRAD:
+                term, r_ce = _class_term(x, lse, t, eps, smooth_share, scale_ptr, c, gamma,
+                                         tiny, ACC, HAS_SCALE, FOCAL)
+                if WANT_LOSS:
+                    loss += term
+            if STATS:
+                store_statistics(part_ptr, (block * N + n) * C + c, P * N * C, v, p, t, L1)
+            if GRAD != 0:
+                r = tl.zeros([BLOCK], ACC)
+                if CE_GRAD:
+                    r += gv * r_ce
+                if HAS_COEF:
+                    r += v * p * statistics_slope(coef_ptr, n, N, C, c, p, t, ACC, L1)
+                r_total += r
+            x_class += sxc
+            t_class += stc
 
     if PIXEL == 1:
         tl.store(pixel_ptr + n * S + pixels, v * loss, mask=inside)
     if PIXEL == 2:
-        tl.store(pixel_ptr + block * N + n, tl.sum(v * loss, axis=0))
+        total = tl.sum(v * loss, axis=0)
+        if GRAD == 2:  # the loss already divided by its normaliser (0 if nothing counts)
+            total = tl.where(normaliser > 0, total * g, 0.0)
+        tl.store(pixel_ptr + block * N + n, total)
 
     # 3. dX_c = r_c - p_c Σ_k r_k (recomputed class by class: nothing logits-sized is kept)
     if GRAD != 0:
@@ -184,6 +222,15 @@ def _softmax_kernel(
             dx_class += sdc
 
 
+def flags(*, index, has_v, has_scale, focal, pixel, stats, l1, grad, has_g, has_coef):
+    """The kernel's constexpr switches for one launch (also what the compile check builds)."""
+    ce_grad = grad == GRAD_FUSED or (grad == GRAD_BACKWARD and has_g)
+    return dict(INDEX=index, HAS_V=has_v, HAS_SCALE=has_scale, FOCAL=focal, PIXEL=pixel,
+                STATS=stats, L1=l1, GRAD=grad, HAS_G=has_g, HAS_COEF=has_coef,
+                WANT_LOSS=pixel != PIXEL_NONE, CE_GRAD=ce_grad,
+                SECOND=stats or focal or (has_coef and l1))
+
+
 def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, grad,
             grad_pixel=None, coefficients=None, normaliser=None):
     """Run the kernel once; returns ``(pixel, stats, dx)`` (each None when not asked)."""
@@ -191,7 +238,7 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
     num_classes = x.shape[axis]
     spatial = x.shape[3 - axis]
     out_dtype = result_dtype(x.dtype)
-    block = block_size(spatial)
+    block, warps = geometry(spatial)
     programs = triton.cdiv(spatial, block)
     target = labels if labels is not None else dense
     pixel_out = part = dx = None
@@ -225,12 +272,10 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
             n, spatial, num_classes, programs,
             sxn, sxc, sxs, stn, stc, sts, svn, svs, sgn, sgs, sdn, sdc, sds,
             params(float(eps), float(gamma), out_dtype, x.device),
-            INDEX=labels is not None, HAS_V=v is not None, HAS_SCALE=scale is not None,
-            FOCAL=gamma != 0, PIXEL=pixel, STATS=stats, L1=l1, GRAD=grad,
-            HAS_G=grad_pixel is not None, HAS_COEF=coefficients is not None,
-            WANT_LOSS=pixel != PIXEL_NONE,
-            CE_GRAD=grad == GRAD_FUSED or (grad == GRAD_BACKWARD and grad_pixel is not None),
-            ACC=accumulate_dtype(x.dtype), BLOCK=block)
+            **flags(index=labels is not None, has_v=v is not None, has_scale=scale is not None,
+                    focal=gamma != 0, pixel=pixel, stats=stats, l1=l1, grad=grad,
+                    has_g=grad_pixel is not None, has_coef=coefficients is not None),
+            ACC=accumulate_dtype(x.dtype), BLOCK=block, num_warps=warps)
     elif part is not None or pixel == PIXEL_SUM:  # empty batch or image: sums are 0
         part = None if part is None else part.zero_()
         pixel_out = pixel_out.zero_() if pixel == PIXEL_SUM else pixel_out
@@ -245,12 +290,11 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
 # Custom ops: opaque to torch.compile (no graph break), with the backward registered
 
 
-@torch.library.custom_op("seglosses::softmax_terms", mutates_args=())
-def softmax_terms(x: torch.Tensor, labels: torch.Tensor | None, dense: torch.Tensor | None,
-                  v: torch.Tensor | None, scale: torch.Tensor | None, axis: int,
-                  label_smoothing: float, gamma: float, pixel: int, stats: bool,
-                  l1: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-                                     torch.Tensor]:
+def _terms(x: torch.Tensor, labels: torch.Tensor | None, dense: torch.Tensor | None,
+           v: torch.Tensor | None, scale: torch.Tensor | None, axis: int,
+           label_smoothing: float, gamma: float, pixel: int, stats: bool,
+           l1: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                              torch.Tensor]:
     """``(pixel term, TP, PS, TS, L1)``; absent outputs are empty tensors."""
     pixel_out, sums, _ = _launch(x, labels, dense, v, scale, axis, label_smoothing, gamma,
                                  pixel=pixel, stats=stats, l1=l1, grad=GRAD_NONE)
@@ -261,7 +305,10 @@ def softmax_terms(x: torch.Tensor, labels: torch.Tensor | None, dense: torch.Ten
     return (pixel_out, sums[0], sums[1], sums[2], sums[3] if l1 else absent(like))
 
 
-@softmax_terms.register_fake
+_terms_op = torch.library.custom_op("seglosses::softmax_terms", _terms, mutates_args=())
+
+
+@_terms_op.register_fake
 def _(x, labels, dense, v, scale, axis, label_smoothing, gamma, pixel, stats, l1):
     dtype = result_dtype(x.dtype)
     n, num_classes, spatial = x.shape[0], x.shape[axis], x.shape[3 - axis]
@@ -271,24 +318,27 @@ def _(x, labels, dense, v, scale, axis, label_smoothing, gamma, pixel, stats, l1
     return pixel_out, stat(stats), stat(stats), stat(stats), stat(stats and l1)
 
 
-@torch.library.custom_op("seglosses::softmax_grad", mutates_args=())
-def softmax_grad(x: torch.Tensor, labels: torch.Tensor | None, dense: torch.Tensor | None,
-                 v: torch.Tensor | None, scale: torch.Tensor | None,
-                 grad_pixel: torch.Tensor | None, coefficients: torch.Tensor | None,
-                 axis: int, label_smoothing: float, gamma: float, l1: bool) -> torch.Tensor:
+def _grad(x: torch.Tensor, labels: torch.Tensor | None, dense: torch.Tensor | None,
+          v: torch.Tensor | None, scale: torch.Tensor | None,
+          grad_pixel: torch.Tensor | None, coefficients: torch.Tensor | None,
+          axis: int, label_smoothing: float, gamma: float, l1: bool) -> torch.Tensor:
     """dX from the per-pixel upstream gradient and the (3, N, C) coefficient table."""
     return _launch(x, labels, dense, v, scale, axis, label_smoothing, gamma, pixel=PIXEL_NONE,
                    stats=False, l1=l1, grad=GRAD_BACKWARD, grad_pixel=grad_pixel,
                    coefficients=coefficients)[2]
 
 
-@softmax_grad.register_fake
+_grad_op = torch.library.custom_op("seglosses::softmax_grad", _grad, mutates_args=())
+
+
+@_grad_op.register_fake
 def _(x, labels, dense, v, scale, grad_pixel, coefficients, axis, label_smoothing, gamma, l1):
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
 def _setup_terms(ctx, inputs, output):
     x, labels, dense, v, scale, axis, eps, gamma, pixel, stats, l1 = inputs
+    ctx.set_materialize_grads(False)  # unused outputs: no zero tensors
     ctx.save_for_backward(x, labels, dense, v, scale)
     ctx.options = (axis, eps, gamma, pixel, stats, l1)
 
@@ -302,30 +352,46 @@ def _backward_terms(ctx, g_pixel, g_tp, g_ps, g_ts, g_l1):
         return (None,) * 11
     if grad_pixel is not None and grad_pixel.ndim:
         grad_pixel = grad_pixel.contiguous()
-    grad = softmax_grad(x, labels, dense, v, scale, grad_pixel, coefficients, axis, eps, gamma,
-                        l1 and coefficients is not None)
+    grad = (_grad if is_eager(ctx) else _grad_op)(
+        x, labels, dense, v, scale, grad_pixel, coefficients, axis, eps, gamma,
+        l1 and coefficients is not None)
     return (grad,) + (None,) * 10
 
 
-softmax_terms.register_autograd(_backward_terms, setup_context=_setup_terms)
+_terms_op.register_autograd(_backward_terms, setup_context=_setup_terms)
+_terms_eager = eager_function("SoftmaxTerms", _terms, _setup_terms, _backward_terms)
 
 
-@torch.library.custom_op("seglosses::softmax_fused", mutates_args=())
-def softmax_fused(x: torch.Tensor, labels: torch.Tensor | None, dense: torch.Tensor | None,
-                  v: torch.Tensor | None, scale: torch.Tensor | None,
-                  normaliser: torch.Tensor, axis: int, label_smoothing: float,
-                  gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _fused(x: torch.Tensor, labels: torch.Tensor | None, dense: torch.Tensor | None,
+           v: torch.Tensor | None, scale: torch.Tensor | None, normaliser: torch.Tensor,
+           axis: int, label_smoothing: float,
+           gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``(Σ_i ℓ_i / normaliser, its gradient)`` from one read of the logits."""
     total, _, dx = _launch(x, labels, dense, v, scale, axis, label_smoothing, gamma,
                            pixel=PIXEL_SUM, stats=False, l1=False, grad=GRAD_FUSED,
                            normaliser=normaliser.reshape(()).to(result_dtype(x.dtype)))
-    return divide_safely(total, normaliser), dx
+    return total, dx
 
 
-@softmax_fused.register_fake
+_fused_op = torch.library.custom_op("seglosses::softmax_fused", _fused, mutates_args=())
+
+
+@_fused_op.register_fake
 def _(x, labels, dense, v, scale, normaliser, axis, label_smoothing, gamma):
     return (x.new_empty((), dtype=result_dtype(x.dtype)),
             torch.empty_like(x, memory_format=torch.contiguous_format))
 
 
-softmax_fused.register_autograd(fused_backward(9), setup_context=setup_fused)
+_fused_op.register_autograd(fused_backward(9), setup_context=setup_fused)
+_fused_eager = eager_function("SoftmaxFused", _fused, setup_fused, fused_backward(9))
+
+
+def softmax_terms(*args):
+    """The per-pixel terms and statistics (the custom op under torch.compile)."""
+    return (_terms_op if in_graph() else _terms_eager)(*args)
+
+
+def softmax_fused(*args):
+    """The normalised reduced loss with its gradient written in the same pass."""
+    return (_fused_op if in_graph() else _fused_eager)(*args)
+

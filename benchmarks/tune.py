@@ -1,0 +1,115 @@
+"""Sweep the kernels' launch geometry (pixels and warps per program) on the issue's shapes.
+
+For every case and every (MAX_BLOCK, MAX_WARPS) pair: the median fwd+bwd time of the
+seglosses call with ``impl="triton"`` and its share of the roofline (same bytes and copy
+bandwidth as ``benchmarks/gpu.py``). With ``--profile`` it also prints, per case, the CUDA
+kernels one call launches and their time, to show what outside the main kernel costs.
+
+    python benchmarks/tune.py                       # the default sweep
+    python benchmarks/tune.py --blocks 512,1024 --warps 4,8 --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+
+import torch
+from gpu import copy_bandwidth, measure, roofline_bytes
+
+import seglosses.torch as sl
+from seglosses.triton import _common
+
+CASES = [
+    # (name, shape, dtype, channels_last, roofline kind, call)
+    ("CE 2-D bf16 u8", (16, 19, 512, 1024), torch.bfloat16, False, "ce",
+     lambda x, y, t: sl.cross_entropy(x, y, impl="triton", validate=False)),
+    ("CE 3-D fp32 u8", (2, 4, 128, 128, 128), torch.float32, False, "ce",
+     lambda x, y, t: sl.cross_entropy(x, y, impl="triton", validate=False)),
+    ("CE 3-D bf16 C=14", (1, 14, 160, 160, 160), torch.bfloat16, False, "ce",
+     lambda x, y, t: sl.cross_entropy(x, y, impl="triton", validate=False)),
+    ("CE 2-D bf16 channels_last", (16, 19, 512, 1024), torch.bfloat16, True, "ce",
+     lambda x, y, t: sl.cross_entropy(x, y, impl="triton", validate=False)),
+    ("Dice+CE 2-D bf16", (16, 19, 512, 1024), torch.bfloat16, False, "dice_ce",
+     lambda x, y, t: sl.dice_ce_loss(x, y, impl="triton", validate=False)),
+    ("Dice+CE 3-D fp32", (2, 4, 128, 128, 128), torch.float32, False, "dice_ce",
+     lambda x, y, t: sl.dice_ce_loss(x, y, impl="triton", validate=False)),
+    ("BCE multilabel 2-D bf16", (16, 19, 512, 1024), torch.bfloat16, False, "bce",
+     lambda x, y, t: sl.binary_cross_entropy(x, t, mode="multilabel", impl="triton",
+                                             validate=False)),
+]
+
+
+def tensors(shape, dtype, channels_last, device):
+    generator = torch.Generator(device=device).manual_seed(0)
+    x = torch.randn(shape, device=device, dtype=dtype, generator=generator)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, shape[1], (shape[0], *shape[2:]), device=device,
+                           generator=generator).to(torch.uint8)
+    onehot = torch.randint(0, 2, shape, device=device, dtype=torch.uint8, generator=generator)
+    return x.requires_grad_(), labels, onehot
+
+
+def profile(call, x):
+    """The CUDA kernels of one fwd+bwd call, with their total device time (µs)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    for _ in range(2):
+        x.grad = None
+        call(x).backward()
+    torch.cuda.synchronize()
+    with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+        x.grad = None
+        call(x).backward()
+        torch.cuda.synchronize()
+    lines = []
+    for event in sorted(prof.key_averages(), key=lambda e: -e.device_time_total):
+        if event.device_time_total > 0:
+            lines.append(f"    {event.device_time_total:9.1f} µs  x{event.count:<3d} "
+                         f"{event.key[:90]}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--blocks", default="256,512,1024,2048")
+    parser.add_argument("--warps", default="2,4,8")
+    parser.add_argument("--cases", default="", help="comma-separated substrings of case names")
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    device = torch.device("cuda")
+    bandwidth = copy_bandwidth(device)
+    blocks = [int(b) for b in args.blocks.split(",")]
+    warps = [int(w) for w in args.warps.split(",")]
+    wanted = [c for c in args.cases.split(",") if c]
+    defaults = (_common.MAX_BLOCK, _common.MAX_WARPS)
+    print(f"copy bandwidth {bandwidth / 1e12:.2f} TB/s; defaults MAX_BLOCK={defaults[0]}, "
+          f"MAX_WARPS={defaults[1]}", flush=True)
+    print("| case | BLOCK | warps | fwd+bwd ms | % of roofline |\n|---|---|---|---|---|")
+    for name, shape, dtype, channels_last, kind, call in CASES:
+        if wanted and not any(w in name for w in wanted):
+            continue
+        x, labels, onehot = tensors(shape, dtype, channels_last, device)
+        roofline_ms = roofline_bytes(kind, x, labels, onehot) / bandwidth * 1e3
+        bound = (lambda c, y, t: lambda z: c(z, y, t))(call, labels, onehot)
+        for block, warp in itertools.product(blocks, warps):
+            _common.MAX_BLOCK, _common.MAX_WARPS = block, warp
+            try:
+                ms, _ = measure(bound, x, device, args.repeat)
+                print(f"| {name} | {block} | {warp} | {ms:.3f} | "
+                      f"{100 * roofline_ms / ms:.0f} % |", flush=True)
+            except Exception as error:  # a geometry that fails to compile is reported
+                print(f"| {name} | {block} | {warp} | failed: {type(error).__name__}: "
+                      f"{str(error)[:60]} | |", flush=True)
+        _common.MAX_BLOCK, _common.MAX_WARPS = defaults
+        if args.profile:
+            print(f"{name} (roofline {roofline_ms:.3f} ms)\n{profile(bound, x)}", flush=True)
+        del x, labels, onehot
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
