@@ -88,7 +88,8 @@ def main() -> None:
     defaults = (_common.MAX_BLOCK, _common.MAX_WARPS)
     print(f"copy bandwidth {bandwidth / 1e12:.2f} TB/s; defaults MAX_BLOCK={defaults[0]}, "
           f"MAX_WARPS={defaults[1]}", flush=True)
-    print("| case | BLOCK | warps | fwd+bwd ms | % of roofline |\n|---|---|---|---|---|")
+    print("| case | BLOCK | warps | fwd+bwd ms | % of roofline | isolated call ms |\n"
+          "|---|---|---|---|---|---|")
     for name, shape, dtype, channels_last, kind, call in CASES:
         if wanted and not any(w in name for w in wanted):
             continue
@@ -98,9 +99,9 @@ def main() -> None:
         for block, warp in itertools.product(blocks, warps):
             _common.MAX_BLOCK, _common.MAX_WARPS = block, warp
             try:
-                ms, _ = measure(bound, x, device, args.repeat)
-                print(f"| {name} | {block} | {warp} | {ms:.3f} | "
-                      f"{100 * roofline_ms / ms:.0f} % |", flush=True)
+                ms, latency, _ = measure(bound, x, device, args.repeat)
+                print(f"| {name} | {block} | {warp} | {ms:.3f} | {100 * roofline_ms / ms:.0f} % "
+                      f"| {latency:.3f} |", flush=True)
             except Exception as error:  # a geometry that fails to compile is reported
                 print(f"| {name} | {block} | {warp} | failed: {type(error).__name__}: "
                       f"{str(error)[:60]} | |", flush=True)
