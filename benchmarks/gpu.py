@@ -50,12 +50,18 @@ SMOKE = [("tiny 2-D", (2, 3, 8, 8), torch.float32, torch.uint8, False)]
 
 
 @dataclass
+class Timing:
+    graph: float | None  # ms per CUDA-graph replay (device work alone)
+    eager: float  # ms per eager call, back to back
+    isolated: float  # ms of one call from an idle device
+
+
+@dataclass
 class Row:
     shape: str
     method: str
     roofline_bytes: int
-    time_ms: float | None = None  # back to back
-    latency_ms: float | None = None  # one isolated call
+    timing: Timing | None = None
     extra_memory: float | None = None  # bytes beyond inputs and dX
     note: str = ""
 
@@ -81,13 +87,52 @@ def copy_bandwidth(device) -> float:
     return 2 * 2**31 / statistics.median(times)
 
 
-def measure(call, x, device, repeat):
-    """``(ms per call back to back, ms of one isolated call, peak extra bytes)`` of fwd+bwd.
+def _per_call(run, repeat):
+    """ms per call of ``repeat`` back-to-back ``run()`` between two CUDA events."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(repeat):
+        run()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / repeat
 
-    Back to back: ``repeat`` calls between two CUDA events, no synchronisation in between,
-    as in a training loop where the CPU runs ahead; a call whose host-side work outlasts its
-    GPU work is measured by the host. Isolated: the median of ``repeat`` single calls, each
-    from an idle device (launch latency included).
+
+def graph_time(call, x, repeat):
+    """ms per replay of fwd+bwd captured in a CUDA graph: the device work alone, as a
+    captured training step (or a host that runs ahead) sees it; None if it cannot be
+    captured (a host sync inside, say)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    try:
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                x.grad = None
+                call(x).backward()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        x.grad = None
+        with torch.cuda.graph(graph):
+            call(x).backward()
+        graph.replay()
+        torch.cuda.synchronize()
+        return _per_call(graph.replay, repeat)
+    except Exception:  # reported as "not capturable", never guessed
+        torch.cuda.synchronize()
+        return None
+    finally:
+        x.grad = None
+        torch.cuda.empty_cache()
+
+
+def measure(call, x, device, repeat):
+    """``Timing`` of fwd+bwd of ``call(x)`` and the peak bytes it allocates beyond its inputs
+    and dX.
+
+    * graph: CUDA-graph replays, the device work alone;
+    * eager: ``repeat`` eager calls back to back (no synchronisation in between), host work
+      included when it outlasts the device work;
+    * isolated: the median of ``repeat`` single calls, each from an idle device.
     """
     def once():
         x.grad = None
@@ -101,7 +146,7 @@ def measure(call, x, device, repeat):
             started = time.perf_counter()
             once()
             times.append((time.perf_counter() - started) * 1e3)
-        return statistics.median(times), statistics.median(times), None
+        return Timing(None, statistics.median(times), statistics.median(times)), None
     torch.cuda.synchronize()
     x.grad = None
     torch.cuda.empty_cache()
@@ -119,13 +164,8 @@ def measure(call, x, device, repeat):
         end.record()
         torch.cuda.synchronize()
         single.append(start.elapsed_time(end))
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(repeat):
-        once()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / repeat, statistics.median(single), extra
+    eager = _per_call(once, repeat)
+    return Timing(graph_time(call, x, repeat), eager, statistics.median(single)), extra
 
 
 def methods(num_classes, label_dtype):
@@ -209,7 +249,7 @@ def run(shapes, device, repeat):
                 row.note = call
             else:
                 try:
-                    row.time_ms, row.latency_ms, row.extra_memory = measure(
+                    row.timing, row.extra_memory = measure(
                         (lambda c, y, t: lambda z: c(z, y, t))(call, labels, onehot), x,
                         device, repeat)
                 except Exception as error:  # an anchor that fails is reported, not hidden
@@ -224,21 +264,25 @@ def run(shapes, device, repeat):
 
 
 def format_rows(rows, bandwidth, logits_bytes):
-    lines = ["| shape | method | fwd+bwd | % of roofline | one isolated call | roofline "
-             "| extra memory |", "|---|---|---|---|---|---|---|"]
+    lines = ["| shape | method | fwd+bwd GPU time (graph) | % of roofline | eager, back to back "
+             "| eager, one isolated call | roofline | extra memory |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         roofline_ms = row.roofline_bytes / bandwidth * 1e3
-        if row.time_ms is None:
-            lines.append(f"| {row.shape} | {row.method} | {row.note} | | "
+        if row.timing is None:
+            lines.append(f"| {row.shape} | {row.method} | {row.note} | | | "
                          f"| {roofline_ms:.3f} ms | |")
             continue
-        share = f"{100 * roofline_ms / row.time_ms:.0f} %" if roofline_ms == roofline_ms else ""
+        timing = row.timing
+        graph = "not capturable" if timing.graph is None else f"{timing.graph:.3f} ms"
+        best = timing.graph or timing.eager
+        share = f"{100 * roofline_ms / best:.0f} %" if roofline_ms == roofline_ms else ""
         memory = ""
         if row.extra_memory is not None:
             ratio = row.extra_memory / logits_bytes[row.shape]
             memory = f"{row.extra_memory / 2**20:.1f} MiB ({ratio:.2f}× logits)"
-        lines.append(f"| {row.shape} | {row.method} | {row.time_ms:.3f} ms | {share} "
-                     f"| {row.latency_ms:.3f} ms | {roofline_ms:.3f} ms | {memory} |")
+        lines.append(f"| {row.shape} | {row.method} | {graph} | {share} | {timing.eager:.3f} ms "
+                     f"| {timing.isolated:.3f} ms | {roofline_ms:.3f} ms | {memory} |")
     return "\n".join(lines)
 
 
@@ -267,8 +311,8 @@ def main() -> None:
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu (interpreter)"
     print(f"Device: {name}; copy bandwidth {bandwidth / 1e12:.2f} TB/s (read + write); "
           f"torch {torch.__version__}, triton {triton.__version__}; "
-          f"{datetime.date.today().isoformat()}; fwd+bwd: {repeat} calls back to back, per call; "
-          f"one isolated call: median of {repeat}\n")
+          f"{datetime.date.today().isoformat()}; per call: {repeat} graph replays / {repeat} eager "
+          f"calls back to back; isolated: median of {repeat}\n")
     print(format_rows(rows, bandwidth, logits_bytes))
 
 

@@ -1,4 +1,4 @@
-"""Sweep the kernels' launch geometry (pixels and warps per program) on the issue's shapes.
+"""Sweep the kernels' launch geometry (pixels, warps, class-loop unrolling) on the issue's shapes.
 
 For every case and every (MAX_BLOCK, MAX_WARPS) pair: the median fwd+bwd time of the
 seglosses call with ``impl="triton"`` and its share of the roofline (same bytes and copy
@@ -75,7 +75,8 @@ def profile(call, x):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--blocks", default="256,512,1024,2048")
-    parser.add_argument("--warps", default="2,4,8")
+    parser.add_argument("--warps", default="4,8")
+    parser.add_argument("--unroll", default="1,2,4")
     parser.add_argument("--cases", default="", help="comma-separated substrings of case names")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--profile", action="store_true")
@@ -84,28 +85,30 @@ def main() -> None:
     bandwidth = copy_bandwidth(device)
     blocks = [int(b) for b in args.blocks.split(",")]
     warps = [int(w) for w in args.warps.split(",")]
+    unrolls = [int(u) for u in args.unroll.split(",")]
     wanted = [c for c in args.cases.split(",") if c]
-    defaults = (_common.MAX_BLOCK, _common.MAX_WARPS)
+    defaults = (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL)
     print(f"copy bandwidth {bandwidth / 1e12:.2f} TB/s; defaults MAX_BLOCK={defaults[0]}, "
-          f"MAX_WARPS={defaults[1]}", flush=True)
-    print("| case | BLOCK | warps | fwd+bwd ms | % of roofline | isolated call ms |\n"
-          "|---|---|---|---|---|---|")
+          f"MAX_WARPS={defaults[1]}, UNROLL={defaults[2]}", flush=True)
+    print("| case | BLOCK | warps | unroll | GPU ms (graph) | % of roofline | eager ms |\n"
+          "|---|---|---|---|---|---|---|")
     for name, shape, dtype, channels_last, kind, call in CASES:
         if wanted and not any(w in name for w in wanted):
             continue
         x, labels, onehot = tensors(shape, dtype, channels_last, device)
         roofline_ms = roofline_bytes(kind, x, labels, onehot) / bandwidth * 1e3
         bound = (lambda c, y, t: lambda z: c(z, y, t))(call, labels, onehot)
-        for block, warp in itertools.product(blocks, warps):
-            _common.MAX_BLOCK, _common.MAX_WARPS = block, warp
+        for block, warp, unroll in itertools.product(blocks, warps, unrolls):
+            _common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL = block, warp, unroll
             try:
-                ms, latency, _ = measure(bound, x, device, args.repeat)
-                print(f"| {name} | {block} | {warp} | {ms:.3f} | {100 * roofline_ms / ms:.0f} % "
-                      f"| {latency:.3f} |", flush=True)
+                timing, _ = measure(bound, x, device, args.repeat)
+                ms = timing.graph or timing.eager
+                print(f"| {name} | {block} | {warp} | {unroll} | {ms:.3f} | "
+                      f"{100 * roofline_ms / ms:.0f} % | {timing.eager:.3f} |", flush=True)
             except Exception as error:  # a geometry that fails to compile is reported
-                print(f"| {name} | {block} | {warp} | failed: {type(error).__name__}: "
+                print(f"| {name} | {block} | {warp} | {unroll} | failed: {type(error).__name__}: "
                       f"{str(error)[:60]} | |", flush=True)
-        _common.MAX_BLOCK, _common.MAX_WARPS = defaults
+        _common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL = defaults
         if args.profile:
             print(f"{name} (roofline {roofline_ms:.3f} ms)\n{profile(bound, x)}", flush=True)
         del x, labels, onehot

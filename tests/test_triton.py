@@ -169,6 +169,35 @@ def test_layouts(layout, loss_name, mode):
     assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
 
 
+@pytest.mark.parametrize("loss_name,mode", [("cross_entropy", "multiclass"),
+                                            ("dice_ce_loss", "multiclass"),
+                                            ("binary_cross_entropy", "multilabel")])
+def test_gradient_is_the_kernels_own_buffer(monkeypatch, loss_name, mode):
+    """dX is written in x's layout, so autograd keeps the kernel's buffer as x.grad: no
+    logits-sized copy to honour the gradient layout contract (channels_last included)."""
+    from seglosses.triton import sigmoid, softmax
+
+    written = []
+    for module in (softmax, sigmoid):
+        launch = module._launch
+
+        def spy(*args, _launch=launch, **kwargs):
+            out = _launch(*args, **kwargs)
+            if out[2] is not None:
+                written.append(out[2].data_ptr())
+            return out
+
+        monkeypatch.setattr(module, "_launch", spy)
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        x = torch.randn(2, 5, 6, 7).contiguous(memory_format=memory_format).requires_grad_()
+        target = (_labels((2, 6, 7), 5, torch.uint8) if mode == "multiclass"
+                  else _labels((2, 5, 6, 7), 2, torch.uint8))
+        written.clear()
+        getattr(sl, loss_name)(x, target, mode=mode, impl="triton").backward()
+        assert x.grad.stride() == x.stride()
+        assert x.grad.data_ptr() in written, memory_format
+
+
 def test_channels_last_3d_and_spatial_rank_zero():
     x = torch.randn(2, 4, 3, 4, 5, dtype=torch.float64).contiguous(
         memory_format=torch.channels_last_3d)

@@ -46,7 +46,7 @@ def main() -> int:
         constants = dict(**softmax.flags(index=index, has_v=True, has_scale=True, focal=focal,
                                          pixel=pixel, stats=stats, l1=stats and not index,
                                          grad=grad, has_g=has_g, has_coef=has_coef),
-                         ACC=acc, BLOCK=1024)
+                         ACC=acc, BLOCK=1024, UNROLL=2)
         types = {"x_ptr": x_type, "dx_ptr": x_type, "t_ptr": "*u8" if index else "*fp32"}
         results.append((f"softmax x={x_type} index={index} focal={focal} pass={pixel}{grad}",
                         compile_variant(softmax._softmax_kernel, types, constants)))
@@ -56,7 +56,7 @@ def main() -> int:
                          PIXEL=pixel, STATS=stats, L1=stats, GRAD=grad, HAS_G=has_g,
                          HAS_COEF=has_coef, WANT_LOSS=pixel != 0,
                          LOSS_GRAD=grad == 2 or (grad == 1 and has_g), ACC=tl.float32,
-                         BLOCK=1024)
+                         BLOCK=1024, UNROLL=2)
         types = {"x_ptr": "*bf16", "dx_ptr": "*bf16", "t_ptr": target_type}
         results.append((f"sigmoid target={target_type} focal={focal} pass={pixel}{grad}",
                         compile_variant(sigmoid._sigmoid_kernel, types, constants)))

@@ -16,6 +16,7 @@ import triton.language as tl
 # Launch geometry: pixels per program and warps per program (benchmarks/tune.py sweeps both)
 MAX_BLOCK = 1024
 MAX_WARPS = 4
+UNROLL = 2  # class-loop unrolling: loads of several classes in flight at once
 
 
 def accumulate_dtype(dtype: torch.dtype):
@@ -27,11 +28,11 @@ def result_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def geometry(spatial: int) -> tuple[int, int]:
-    """``(BLOCK, num_warps)`` for ``spatial`` pixels per image: at most ``MAX_BLOCK`` pixels,
-    at least 32 pixels per warp."""
+def geometry(spatial: int) -> tuple[int, int, int]:
+    """``(BLOCK, num_warps, UNROLL)`` for ``spatial`` pixels per image: at most ``MAX_BLOCK``
+    pixels, at least 32 pixels per warp."""
     block = max(16, min(MAX_BLOCK, triton.next_power_of_2(max(spatial, 1))))
-    return block, max(1, min(MAX_WARPS, block // 32))
+    return block, max(1, min(MAX_WARPS, block // 32)), UNROLL
 
 
 def ncs_strides(t: torch.Tensor | None, axis: int) -> tuple[int, int, int]:
@@ -76,7 +77,8 @@ def _scale_kernel(grad_ptr, scale_ptr, numel, ACC: tl.constexpr, BLOCK: tl.const
 
 
 def scale_in_place(grad: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Multiply the contiguous ``grad`` by the 0-d device tensor ``scale``; returns ``grad``."""
+    """Multiply the dense ``grad`` (any order of strides, no gaps) by the 0-d device tensor
+    ``scale``; returns ``grad``."""
     numel = grad.numel()
     if numel:
         block = 4096

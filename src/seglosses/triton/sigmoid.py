@@ -52,7 +52,7 @@ def _sigmoid_kernel(
         HAS_ALPHA: tl.constexpr, FOCAL: tl.constexpr, PIXEL: tl.constexpr,
         STATS: tl.constexpr, L1: tl.constexpr, GRAD: tl.constexpr, HAS_G: tl.constexpr,
         HAS_COEF: tl.constexpr, WANT_LOSS: tl.constexpr, LOSS_GRAD: tl.constexpr,
-        ACC: tl.constexpr, BLOCK: tl.constexpr):
+        ACC: tl.constexpr, BLOCK: tl.constexpr, UNROLL: tl.constexpr):
     # ε, γ and the clamp floor arrive in the accumulation dtype (a float argument is fp32)
     eps = tl.load(params_ptr).to(ACC)
     gamma = tl.load(params_ptr + 1).to(ACC)
@@ -72,7 +72,7 @@ def _sigmoid_kernel(
         normaliser = tl.load(norm_ptr).to(ACC)
         g = tl.where(normaliser > 0, 1.0 / tl.where(normaliser > 0, normaliser, 1.0), 0.0)
     loss_sum = tl.zeros([BLOCK], ACC)
-    for c in range(C):
+    for c in tl.range(0, C, loop_unroll_factor=UNROLL):
         x = tl.load(x_class, mask=inside, other=0.0).to(ACC)
         t = tl.load(t_class, mask=inside, other=0).to(ACC)
         if HAS_V:
@@ -137,7 +137,7 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
     """Run the kernel once over ``x`` (3-D view); returns ``(pixel, stats, dx)``."""
     n, num_channels, spatial = x.shape[0], x.shape[axis], x.shape[3 - axis]
     out_dtype = result_dtype(x.dtype)
-    block, warps = geometry(spatial)
+    block, warps, unroll = geometry(spatial)
     programs = triton.cdiv(spatial, block)
     pixel_out = part = dx = None
     if pixel == PIXEL_EACH:
@@ -148,7 +148,7 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
         part = torch.empty(4 if l1 else 3, programs, n, num_channels, dtype=out_dtype,
                            device=x.device)
     if grad != GRAD_NONE:
-        dx = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        dx = torch.empty_like(x)  # x's strides (channels_last stays channels_last)
     if n and spatial and programs:
         holder = dummy(x)
         each = pixel_out if pixel == PIXEL_EACH else None
@@ -169,7 +169,8 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
             GRAD=grad, HAS_G=grad_pixel is not None, HAS_COEF=coefficients is not None,
             WANT_LOSS=pixel != PIXEL_NONE,
             LOSS_GRAD=grad == GRAD_FUSED or (grad == GRAD_BACKWARD and grad_pixel is not None),
-            ACC=accumulate_dtype(x.dtype), BLOCK=block, num_warps=warps)
+            ACC=accumulate_dtype(x.dtype), BLOCK=block, UNROLL=unroll,
+            num_warps=warps)
     else:
         part = None if part is None else part.zero_()
         pixel_out = pixel_out.zero_() if pixel == PIXEL_SUM else pixel_out
@@ -225,7 +226,7 @@ _grad_op = torch.library.custom_op("seglosses::sigmoid_grad", _grad, mutates_arg
 @_grad_op.register_fake
 def _(x, target, v, positive, negative, alpha, grad_pixel, coefficients, axis, label_smoothing,
       gamma, l1):
-    return torch.empty_like(x, memory_format=torch.contiguous_format)
+    return torch.empty_like(x)
 
 
 def _setup_terms(ctx, inputs, output):
@@ -271,7 +272,7 @@ _fused_op = torch.library.custom_op("seglosses::sigmoid_fused", _fused, mutates_
 @_fused_op.register_fake
 def _(x, target, v, positive, negative, alpha, normaliser, axis, label_smoothing, gamma):
     return (x.new_empty((), dtype=result_dtype(x.dtype)),
-            torch.empty_like(x, memory_format=torch.contiguous_format))
+            torch.empty_like(x))
 
 
 _fused_op.register_autograd(fused_backward(10), setup_context=setup_fused)

@@ -83,7 +83,7 @@ def _softmax_kernel(
         FOCAL: tl.constexpr, PIXEL: tl.constexpr, STATS: tl.constexpr, L1: tl.constexpr,
         GRAD: tl.constexpr, HAS_G: tl.constexpr, HAS_COEF: tl.constexpr,
         WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr, SECOND: tl.constexpr,
-        ACC: tl.constexpr, BLOCK: tl.constexpr):
+        ACC: tl.constexpr, BLOCK: tl.constexpr, UNROLL: tl.constexpr):
     # ε, γ and the clamp floor arrive in the accumulation dtype (a float argument is fp32)
     eps = tl.load(params_ptr).to(ACC)
     gamma = tl.load(params_ptr + 1).to(ACC)
@@ -125,7 +125,7 @@ def _softmax_kernel(
     slope_sum = tl.zeros([BLOCK], ACC)
     x_class = x_row
     t_class = t_row
-    for c in range(C):
+    for c in tl.range(0, C, loop_unroll_factor=UNROLL):
         x = tl.load(x_class, mask=inside, other=0.0).to(ACC)
         shift = x - running_max
         e = tl.exp(-tl.abs(shift))  # e^(min - max) of (x, running max)
@@ -162,15 +162,14 @@ def _softmax_kernel(
             r_total += v * slope_sum / running_sum
     else:
         # 2. per class: pixel term, statistics, r_c = p_c ∂F/∂p_c and Σ_c r_c
-        x_class = x_row
-        t_class = t_row
-        for c in range(C):
-            x = tl.load(x_class, mask=inside, other=0.0).to(ACC)
+        for i in tl.range(0, C, loop_unroll_factor=UNROLL):
+            c = C - 1 - i  # backwards: the classes read last are re-read first, while cached
+            x = tl.load(x_row + c.to(tl.int64) * sxc, mask=inside, other=0.0).to(ACC)
             p = tl.exp(x - lse)
             if INDEX:
                 t = (label == c).to(ACC)
             else:
-                t = tl.load(t_class, mask=inside, other=0.0).to(ACC)
+                t = tl.load(t_row + c.to(tl.int64) * stc, mask=inside, other=0.0).to(ACC)
             if WANT_LOSS or CE_GRAD:
                 term, r_ce = _class_term(x, lse, t, eps, smooth_share, scale_ptr, c, gamma,
                                          tiny, ACC, HAS_SCALE, FOCAL)
@@ -185,8 +184,6 @@ def _softmax_kernel(
                 if HAS_COEF:
                     r += v * p * statistics_slope(coef_ptr, n, N, C, c, p, t, ACC, L1)
                 r_total += r
-            x_class += sxc
-            t_class += stc
 
     if PIXEL == 1:
         tl.store(pixel_ptr + n * S + pixels, v * loss, mask=inside)
@@ -198,16 +195,18 @@ def _softmax_kernel(
 
     # 3. dX_c = r_c - p_c Σ_k r_k (recomputed class by class: nothing logits-sized is kept)
     if GRAD != 0:
-        x_class = x_row
-        t_class = t_row
-        dx_class = dx_ptr + n * sdn + pixels * sds
-        for c in range(C):
-            x = tl.load(x_class, mask=inside, other=0.0).to(ACC)
+        dx_row = dx_ptr + n * sdn + pixels * sds
+        for i in tl.range(0, C, loop_unroll_factor=UNROLL):
+            if SECOND:  # against the direction of the pass before, as above
+                c = i
+            else:
+                c = C - 1 - i
+            x = tl.load(x_row + c.to(tl.int64) * sxc, mask=inside, other=0.0).to(ACC)
             p = tl.exp(x - lse)
             if INDEX:
                 t = (label == c).to(ACC)
             else:
-                t = tl.load(t_class, mask=inside, other=0.0).to(ACC)
+                t = tl.load(t_row + c.to(tl.int64) * stc, mask=inside, other=0.0).to(ACC)
             r = tl.zeros([BLOCK], ACC)
             if CE_GRAD:
                 term, r_ce = _class_term(x, lse, t, eps, smooth_share, scale_ptr, c, gamma,
@@ -216,10 +215,7 @@ def _softmax_kernel(
             if HAS_COEF:
                 r += v * p * statistics_slope(coef_ptr, n, N, C, c, p, t, ACC, L1)
             dx = r - p * r_total
-            tl.store(dx_class, dx.to(dx_ptr.dtype.element_ty), mask=inside)
-            x_class += sxc
-            t_class += stc
-            dx_class += sdc
+            tl.store(dx_row + c.to(tl.int64) * sdc, dx.to(dx_ptr.dtype.element_ty), mask=inside)
 
 
 def flags(*, index, has_v, has_scale, focal, pixel, stats, l1, grad, has_g, has_coef):
@@ -238,7 +234,7 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
     num_classes = x.shape[axis]
     spatial = x.shape[3 - axis]
     out_dtype = result_dtype(x.dtype)
-    block, warps = geometry(spatial)
+    block, warps, unroll = geometry(spatial)
     programs = triton.cdiv(spatial, block)
     target = labels if labels is not None else dense
     pixel_out = part = dx = None
@@ -250,7 +246,7 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
         part = torch.empty(4 if l1 else 3, programs, n, num_classes, dtype=out_dtype,
                            device=x.device)
     if grad != GRAD_NONE:
-        dx = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        dx = torch.empty_like(x)  # x's strides (channels_last stays channels_last)
     if n and spatial and programs:
         sxn, sxc, sxs = ncs_strides(x, axis)
         if labels is not None:
@@ -275,7 +271,8 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
             **flags(index=labels is not None, has_v=v is not None, has_scale=scale is not None,
                     focal=gamma != 0, pixel=pixel, stats=stats, l1=l1, grad=grad,
                     has_g=grad_pixel is not None, has_coef=coefficients is not None),
-            ACC=accumulate_dtype(x.dtype), BLOCK=block, num_warps=warps)
+            ACC=accumulate_dtype(x.dtype), BLOCK=block, UNROLL=unroll,
+            num_warps=warps)
     elif part is not None or pixel == PIXEL_SUM:  # empty batch or image: sums are 0
         part = None if part is None else part.zero_()
         pixel_out = pixel_out.zero_() if pixel == PIXEL_SUM else pixel_out
@@ -333,7 +330,7 @@ _grad_op = torch.library.custom_op("seglosses::softmax_grad", _grad, mutates_arg
 
 @_grad_op.register_fake
 def _(x, labels, dense, v, scale, grad_pixel, coefficients, axis, label_smoothing, gamma, l1):
-    return torch.empty_like(x, memory_format=torch.contiguous_format)
+    return torch.empty_like(x)
 
 
 def _setup_terms(ctx, inputs, output):
@@ -379,7 +376,7 @@ _fused_op = torch.library.custom_op("seglosses::softmax_fused", _fused, mutates_
 @_fused_op.register_fake
 def _(x, labels, dense, v, scale, normaliser, axis, label_smoothing, gamma):
     return (x.new_empty((), dtype=result_dtype(x.dtype)),
-            torch.empty_like(x, memory_format=torch.contiguous_format))
+            torch.empty_like(x))
 
 
 _fused_op.register_autograd(fused_backward(9), setup_context=setup_fused)
