@@ -48,6 +48,20 @@ def test_case_table_float64(case):
     assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
 
 
+@pytest.mark.parametrize("case", [c for c in LOGIT_CASES if len(c.shape) >= 3],
+                         ids=lambda c: c.id)
+def test_case_table_class_contiguous(case):
+    """The same table with the class axis innermost in memory (channels_last): the softmax
+    losses then take the row-tile kernel."""
+    x, target, kwargs = make_case(case)
+    class_dim = kwargs.get("class_dim", 1)
+    x = to_torch(x).movedim(class_dim, -1).contiguous().movedim(-1, class_dim)
+    assert x.shape[class_dim] == 1 or x.stride(class_dim) == 1
+    (loss, grad), (ref, ref_grad) = _both(case.loss, x, to_torch(target), torch_kwargs(kwargs))
+    np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-10, atol=1e-12)
+    assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
+
+
 @pytest.mark.parametrize("case", LOGIT_CASES, ids=lambda c: c.id)
 def test_case_table_float32(case):
     x, target, kwargs = make_case(case)

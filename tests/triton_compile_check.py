@@ -9,6 +9,8 @@ with ``TRITON_INTERPRET=0`` (the kernels are compiled, not interpreted).
 from __future__ import annotations
 
 import itertools
+import multiprocessing
+import os
 import sys
 
 import triton
@@ -38,35 +40,56 @@ def compile_variant(kernel, pointer_types, constants) -> str:
     return "OK"
 
 
-def main() -> int:
-    results = []
+def variants():
+    """``(name, kernel, pointer types, constexprs)`` of every specialisation to compile."""
+    jobs = []
     for (x_type, acc), index, focal, (pixel, stats, grad, has_g, has_coef) in itertools.product(
-            [("*bf16", tl.float32), ("*fp16", tl.float32), ("*fp32", tl.float32),
-             ("*fp64", tl.float64)], [True, False], [False, True], PASSES):
+            [("*bf16", tl.float32), ("*fp32", tl.float32), ("*fp64", tl.float64)],
+            [True, False], [False, True], PASSES):
         constants = dict(**softmax.flags(index=index, has_v=True, has_scale=True, focal=focal,
                                          pixel=pixel, stats=stats, l1=stats and not index,
-                                         grad=grad, has_g=has_g, has_coef=has_coef),
-                         ACC=acc, BLOCK=1024, UNROLL=2)
+                                         grad=grad, has_g=has_g, has_coef=has_coef), ACC=acc)
         types = {"x_ptr": x_type, "dx_ptr": x_type, "t_ptr": "*u8" if index else "*fp32"}
-        results.append((f"softmax x={x_type} index={index} focal={focal} pass={pixel}{grad}",
-                        compile_variant(softmax._softmax_kernel, types, constants)))
-    for target_type, focal, (pixel, stats, grad, has_g, has_coef) in itertools.product(
-            ["*u8", "*fp32"], [False, True], PASSES):
+        name = f"x={x_type} index={index} focal={focal} pass={pixel}{grad}"
+        jobs.append((f"softmax {name}", softmax._softmax_kernel, types,
+                     dict(constants, BLOCK=1024, UNROLL=2)))
+        if x_type != "*fp64":  # the row-tile kernel of class-contiguous logits
+            jobs.append((f"softmax rows {name}", softmax._softmax_rows_kernel, types,
+                         dict(constants, BLOCK=64, CP=32)))
+    for target_type, focal, (pixel, stats, grad, has_g, has_coef), channels in \
+            itertools.product(["*u8", "*fp32"], [False, True], PASSES, [1, 32]):
+        if channels > 1 and target_type != "*u8":
+            continue
         constants = dict(HAS_V=True, HAS_PW=True, HAS_NW=True, HAS_ALPHA=focal, FOCAL=focal,
                          PIXEL=pixel, STATS=stats, L1=stats, GRAD=grad, HAS_G=has_g,
                          HAS_COEF=has_coef, WANT_LOSS=pixel != 0,
                          LOSS_GRAD=grad == 2 or (grad == 1 and has_g), ACC=tl.float32,
-                         BLOCK=1024, UNROLL=2)
+                         BLOCK=1024 // channels, CH=channels, UNROLL=2)
         types = {"x_ptr": "*bf16", "dx_ptr": "*bf16", "t_ptr": target_type}
-        results.append((f"sigmoid target={target_type} focal={focal} pass={pixel}{grad}",
-                        compile_variant(sigmoid._sigmoid_kernel, types, constants)))
+        jobs.append((f"sigmoid target={target_type} focal={focal} pass={pixel}{grad} "
+                     f"channels={channels}", sigmoid._sigmoid_kernel, types, constants))
     for grad_type in ("*bf16", "*fp32"):
-        results.append((f"scale {grad_type}", compile_variant(
-            _common._scale_kernel, {"grad_ptr": grad_type, "scale_ptr": "*fp32"},
-            dict(ACC=tl.float32, BLOCK=4096))))
-    for name, outcome in results:
+        jobs.append((f"scale {grad_type}", _common._scale_kernel,
+                     {"grad_ptr": grad_type, "scale_ptr": "*fp32"},
+                     dict(ACC=tl.float32, BLOCK=4096)))
+    return jobs
+
+
+JOBS = variants()
+
+
+def _compile(index: int) -> str:
+    _, kernel, types, constants = JOBS[index]
+    return compile_variant(kernel, types, constants)
+
+
+def main() -> int:
+    # one process per core (forked: the kernels need no pickling)
+    with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1) as pool:
+        outcomes = pool.map(_compile, range(len(JOBS)))
+    for (name, *_), outcome in zip(JOBS, outcomes, strict=True):
         print(f"{outcome.split(':')[0]:4s} {name}" + ("" if outcome == "OK" else f"\n{outcome}"))
-    return 0 if all(outcome == "OK" for _, outcome in results) else 1
+    return 0 if all(outcome == "OK" for outcome in outcomes) else 1
 
 
 if __name__ == "__main__":

@@ -66,14 +66,20 @@ def _scale_kernel(grad_ptr, scale_ptr, numel, ACC: tl.constexpr, BLOCK: tl.const
     """``grad *= scale`` in place; every program returns at once when the scale is 1.
 
     The scale (the upstream gradient of a reduced loss) is read on the device, so the
-    backward of a fused loss never waits for the host.
+    backward of a fused loss never waits for the host. A few programs stride over the
+    tensor, so the common case (scale 1) costs one small launch, not one program per block.
     """
     scale = tl.load(scale_ptr).to(ACC)
     if scale != 1.0:
-        offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        inside = offsets < numel
-        grad = tl.load(grad_ptr + offsets, mask=inside, other=0.0)
-        tl.store(grad_ptr + offsets, (grad.to(ACC) * scale).to(grad.dtype), mask=inside)
+        for start in tl.range(tl.program_id(0).to(tl.int64) * BLOCK, numel,
+                              tl.num_programs(0).to(tl.int64) * BLOCK):
+            offsets = start + tl.arange(0, BLOCK)
+            inside = offsets < numel
+            grad = tl.load(grad_ptr + offsets, mask=inside, other=0.0)
+            tl.store(grad_ptr + offsets, (grad.to(ACC) * scale).to(grad.dtype), mask=inside)
+
+
+SCALE_PROGRAMS = 1024
 
 
 def scale_in_place(grad: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -82,7 +88,7 @@ def scale_in_place(grad: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     numel = grad.numel()
     if numel:
         block = 4096
-        _scale_kernel[(triton.cdiv(numel, block),)](
+        _scale_kernel[(min(triton.cdiv(numel, block), SCALE_PROGRAMS),)](
             grad, scale.reshape(()).to(result_dtype(grad.dtype)), numel,
             ACC=accumulate_dtype(grad.dtype), BLOCK=block)
     return grad

@@ -34,10 +34,17 @@ from ._common import (
     result_dtype,
     setup_fused,
     softplus_sigmoid,
-    statistics_slope,
-    store_statistics,
 )
-from .softmax import GRAD_BACKWARD, GRAD_FUSED, GRAD_NONE, PIXEL_EACH, PIXEL_NONE, PIXEL_SUM
+from .softmax import (
+    GRAD_BACKWARD,
+    GRAD_FUSED,
+    GRAD_NONE,
+    PIXEL_EACH,
+    PIXEL_NONE,
+    PIXEL_SUM,
+    ROWS_ELEMENTS,
+    ROWS_MAX_CLASSES,
+)
 
 
 @triton.jit
@@ -52,7 +59,10 @@ def _sigmoid_kernel(
         HAS_ALPHA: tl.constexpr, FOCAL: tl.constexpr, PIXEL: tl.constexpr,
         STATS: tl.constexpr, L1: tl.constexpr, GRAD: tl.constexpr, HAS_G: tl.constexpr,
         HAS_COEF: tl.constexpr, WANT_LOSS: tl.constexpr, LOSS_GRAD: tl.constexpr,
-        ACC: tl.constexpr, BLOCK: tl.constexpr, UNROLL: tl.constexpr):
+        ACC: tl.constexpr, BLOCK: tl.constexpr, CH: tl.constexpr, UNROLL: tl.constexpr):
+    """Elementwise over ``[BLOCK pixels, CH channels]`` tiles, walking the channels CH at a
+    time: CH = 1 for pixel-contiguous logits (NCHW), all channels at once for
+    channel-contiguous ones (channels_last), so every access is contiguous."""
     # ε, γ and the clamp floor arrive in the accumulation dtype (a float argument is fp32)
     eps = tl.load(params_ptr).to(ACC)
     gamma = tl.load(params_ptr + 1).to(ACC)
@@ -61,33 +71,36 @@ def _sigmoid_kernel(
     n = tl.program_id(1).to(tl.int64)
     pixels = block * BLOCK + tl.arange(0, BLOCK)
     inside = pixels < S
-    pixels = pixels.to(tl.int64)
-    x_class = x_ptr + n * sxn + pixels * sxs
-    t_class = t_ptr + n * stn + pixels * sts
-    v_class = v_ptr + n * svn + pixels * svs
-    g_class = g_ptr + n * sgn + pixels * sgs
-    out_class = pixel_ptr + n * son + pixels * sos
-    dx_class = dx_ptr + n * sdn + pixels * sds
+    pixels = pixels.to(tl.int64)[:, None]
     if GRAD == 2:
         normaliser = tl.load(norm_ptr).to(ACC)
         g = tl.where(normaliser > 0, 1.0 / tl.where(normaliser > 0, normaliser, 1.0), 0.0)
-    loss_sum = tl.zeros([BLOCK], ACC)
-    for c in tl.range(0, C, loop_unroll_factor=UNROLL):
-        x = tl.load(x_class, mask=inside, other=0.0).to(ACC)
-        t = tl.load(t_class, mask=inside, other=0).to(ACC)
+    loss_sum = tl.zeros([BLOCK, CH], ACC)
+    for first in tl.range(0, C, CH, loop_unroll_factor=UNROLL):
+        channels = first + tl.arange(0, CH)
+        valid = channels < C
+        tile = inside[:, None] & valid[None, :]
+        channels = channels.to(tl.int64)[None, :]
+        x = tl.load(x_ptr + n * sxn + pixels * sxs + channels * sxc, mask=tile,
+                    other=0.0).to(ACC)
+        t = tl.load(t_ptr + n * stn + pixels * sts + channels * stc, mask=tile,
+                    other=0).to(ACC)
         if HAS_V:
-            v = tl.load(v_class, mask=inside, other=0.0).to(ACC)
+            v = tl.load(v_ptr + n * svn + pixels * svs + channels * svc, mask=tile,
+                        other=0.0).to(ACC)
         else:
-            v = inside.to(ACC)
+            v = tile.to(ACC)
         soft, p = softplus_sigmoid(x)
         if WANT_LOSS or LOSS_GRAD:
             y = t * (1.0 - eps) + eps * 0.5
             positive = y
             negative = 1.0 - y
             if HAS_PW:
-                positive = positive * tl.load(pw_ptr + c).to(ACC)
+                positive = positive * tl.load(pw_ptr + channels, mask=valid[None, :],
+                                              other=0.0).to(ACC)
             if HAS_NW:
-                negative = negative * tl.load(nw_ptr + c).to(ACC)
+                negative = negative * tl.load(nw_ptr + channels, mask=valid[None, :],
+                                              other=0.0).to(ACC)
             # softplus(-x) = -log p, softplus(x) = -log(1 - p)
             bce = positive * (tl.maximum(-x, 0.0) + soft) + negative * (tl.maximum(x, 0.0) + soft)
             slope = positive * (p - 1.0) + negative * p
@@ -100,33 +113,43 @@ def _sigmoid_kernel(
                 slope = slope * modulation + bce * d_modulation * (2.0 * y - 1.0) * p * (1.0 - p)
                 bce = bce * modulation
             if HAS_ALPHA:
-                alpha = tl.load(alpha_ptr + c).to(ACC)
+                alpha = tl.load(alpha_ptr + channels, mask=valid[None, :], other=0.0).to(ACC)
                 alpha_t = alpha * y + (1.0 - alpha) * (1.0 - y)
                 bce = bce * alpha_t
                 slope = slope * alpha_t
             if PIXEL == 1:
-                tl.store(out_class, (v * bce).to(pixel_ptr.dtype.element_ty), mask=inside)
+                tl.store(pixel_ptr + n * son + pixels * sos + channels * soc,
+                         (v * bce).to(pixel_ptr.dtype.element_ty), mask=tile)
             if PIXEL == 2:
                 loss_sum += v * bce
         if STATS:
-            store_statistics(part_ptr, (block * N + n) * C + c, P * N * C, v, p, t, L1)
+            slots = part_ptr + (n * C + channels) * P + block
+            vp = v * p
+            tl.store(slots, tl.sum(vp * t, axis=0)[None, :], mask=valid[None, :])
+            tl.store(slots + N * C * P, tl.sum(vp, axis=0)[None, :], mask=valid[None, :])
+            tl.store(slots + 2 * N * C * P, tl.sum(v * t, axis=0)[None, :], mask=valid[None, :])
+            if L1:
+                tl.store(slots + 3 * N * C * P, tl.sum(v * tl.abs(p - t), axis=0)[None, :],
+                         mask=valid[None, :])
         if GRAD != 0:
-            dx = tl.zeros([BLOCK], ACC)
+            dx = tl.zeros([BLOCK, CH], ACC)
             if GRAD == 2:
                 dx += g * v * slope
             elif HAS_G:
-                dx += tl.load(g_class, mask=inside, other=0.0).to(ACC) * v * slope
+                dx += tl.load(g_ptr + n * sgn + pixels * sgs + channels * sgc, mask=tile,
+                              other=0.0).to(ACC) * v * slope
             if HAS_COEF:
-                dx += v * statistics_slope(coef_ptr, n, N, C, c, p, t, ACC, L1) * p * (1.0 - p)
-            tl.store(dx_class, dx.to(dx_ptr.dtype.element_ty), mask=inside)
-        x_class += sxc
-        t_class += stc
-        v_class += svc
-        g_class += sgc
-        out_class += soc
-        dx_class += sdc
+                row = coef_ptr + n * C + channels
+                stat_slope = (tl.load(row, mask=valid[None, :], other=0.0).to(ACC)
+                              + tl.load(row + N * C, mask=valid[None, :], other=0.0).to(ACC) * t)
+                if L1:
+                    l1 = tl.load(row + 2 * N * C, mask=valid[None, :], other=0.0).to(ACC)
+                    stat_slope += l1 * tl.where(p > t, 1.0, tl.where(p < t, -1.0, 0.0))
+                dx += v * stat_slope * p * (1.0 - p)
+            tl.store(dx_ptr + n * sdn + pixels * sds + channels * sdc,
+                     dx.to(dx_ptr.dtype.element_ty), mask=tile)
     if PIXEL == 2:
-        total = tl.sum(loss_sum, axis=0)
+        total = tl.sum(tl.sum(loss_sum, axis=1), axis=0)
         if GRAD == 2:  # the loss already divided by its normaliser (0 if nothing counts)
             total = tl.where(normaliser > 0, total * g, 0.0)
         tl.store(pixel_ptr + block * N + n, total)
@@ -138,6 +161,11 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
     n, num_channels, spatial = x.shape[0], x.shape[axis], x.shape[3 - axis]
     out_dtype = result_dtype(x.dtype)
     block, warps, unroll = geometry(spatial)
+    channels = 1
+    padded = triton.next_power_of_2(max(num_channels, 1))
+    if x.stride(axis) == 1 and x.stride(3 - axis) != 1 and padded <= ROWS_MAX_CLASSES:
+        channels = padded  # channel-contiguous logits: whole rows per tile
+        block = max(16, min(ROWS_ELEMENTS // padded, triton.next_power_of_2(max(spatial, 1))))
     programs = triton.cdiv(spatial, block)
     pixel_out = part = dx = None
     if pixel == PIXEL_EACH:
@@ -145,7 +173,7 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
     elif pixel == PIXEL_SUM:
         pixel_out = torch.empty(programs, n, dtype=out_dtype, device=x.device)
     if stats:
-        part = torch.empty(4 if l1 else 3, programs, n, num_channels, dtype=out_dtype,
+        part = torch.empty(4 if l1 else 3, n, num_channels, programs, dtype=out_dtype,
                            device=x.device)
     if grad != GRAD_NONE:
         dx = torch.empty_like(x)  # x's strides (channels_last stays channels_last)
@@ -169,7 +197,7 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
             GRAD=grad, HAS_G=grad_pixel is not None, HAS_COEF=coefficients is not None,
             WANT_LOSS=pixel != PIXEL_NONE,
             LOSS_GRAD=grad == GRAD_FUSED or (grad == GRAD_BACKWARD and grad_pixel is not None),
-            ACC=accumulate_dtype(x.dtype), BLOCK=block, UNROLL=unroll,
+            ACC=accumulate_dtype(x.dtype), BLOCK=block, CH=channels, UNROLL=unroll,
             num_warps=warps)
     else:
         part = None if part is None else part.zero_()
@@ -177,7 +205,8 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
         dx = None if dx is None else dx.zero_()
     if pixel == PIXEL_SUM:
         pixel_out = pixel_out.sum()
-    return pixel_out, (None if part is None else [k.sum(0) for k in part]), dx
+    # one reduction per statistic: outputs of a custom op may not alias each other
+    return pixel_out, (None if part is None else [k.sum(-1) for k in part]), dx
 
 
 def _terms(x: torch.Tensor, target: torch.Tensor, v: torch.Tensor | None,

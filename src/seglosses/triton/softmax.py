@@ -48,29 +48,34 @@ from ._common import (
 )
 
 PIXEL_NONE, PIXEL_EACH, PIXEL_SUM = 0, 1, 2
+# class-contiguous logits with at most this many (padded) classes take the row-tile kernel,
+# ROWS_ELEMENTS logits per program
+ROWS_MAX_CLASSES = 64
+ROWS_ELEMENTS = 2048
 GRAD_NONE, GRAD_BACKWARD, GRAD_FUSED = 0, 1, 2
+
+
+@triton.jit
+def _term(q, p, neg_log_p, gamma, tiny, FOCAL: tl.constexpr):
+    """The pixel term ``q m (-log p)`` of one class (q: smoothed target times class scale,
+    m = ``(1 - p)^γ`` for focal, 1 for cross-entropy) and ``p ∂/∂p`` of it per unit of
+    upstream gradient (``-q`` for cross-entropy)."""
+    if FOCAL:
+        rest = tl.maximum(1.0 - p, tiny)
+        modulation = tl.exp(gamma * tl.log(rest))
+        slope = tl.where(1.0 - p > tiny, gamma * p * tl.exp((gamma - 1.0) * tl.log(rest)), 0.0)
+        return q * modulation * neg_log_p, q * (-slope * neg_log_p - modulation)
+    return q * neg_log_p, -q
 
 
 @triton.jit
 def _class_term(x, lse, t, eps, smooth_share, scale_ptr, c, gamma, tiny, ACC: tl.constexpr,
                 HAS_SCALE: tl.constexpr, FOCAL: tl.constexpr):
-    """The pixel term ``a_c q_c m (lse - x_c)`` at class c and ``p_c ∂/∂p_c`` of it per unit
-    of upstream gradient (``-a_c q_c`` for cross-entropy); m = ``(1 - p_c)^γ`` for focal."""
-    p = tl.exp(x - lse)
+    """``_term`` at class c of the class loop."""
     q = t * (1.0 - eps) + smooth_share
     if HAS_SCALE:
         q = q * tl.load(scale_ptr + c).to(ACC)
-    neg_log_p = lse - x
-    if FOCAL:
-        rest = tl.maximum(1.0 - p, tiny)
-        modulation = tl.exp(gamma * tl.log(rest))
-        slope = tl.where(1.0 - p > tiny, gamma * p * tl.exp((gamma - 1.0) * tl.log(rest)), 0.0)
-        term = q * modulation * neg_log_p
-        r = q * (-slope * neg_log_p - modulation)
-    else:
-        term = q * neg_log_p
-        r = -q
-    return term, r
+    return _term(q, tl.exp(x - lse), lse - x, gamma, tiny, FOCAL)
 
 
 @triton.jit
@@ -176,7 +181,7 @@ def _softmax_kernel(
                 if WANT_LOSS:
                     loss += term
             if STATS:
-                store_statistics(part_ptr, (block * N + n) * C + c, P * N * C, v, p, t, L1)
+                store_statistics(part_ptr, (n * C + c) * P + block, N * C * P, v, p, t, L1)
             if GRAD != 0:
                 r = tl.zeros([BLOCK], ACC)
                 if CE_GRAD:
@@ -218,6 +223,98 @@ def _softmax_kernel(
             tl.store(dx_row + c.to(tl.int64) * sdc, dx.to(dx_ptr.dtype.element_ty), mask=inside)
 
 
+@triton.jit
+def _softmax_rows_kernel(
+        x_ptr, t_ptr, v_ptr, scale_ptr, g_ptr, coef_ptr, norm_ptr, pixel_ptr, part_ptr, dx_ptr,
+        N, S, C, P,
+        sxn, sxc, sxs, stn, stc, sts, svn, svs, sgn, sgs, sdn, sdc, sds,
+        params_ptr,
+        INDEX: tl.constexpr, HAS_V: tl.constexpr, HAS_SCALE: tl.constexpr,
+        FOCAL: tl.constexpr, PIXEL: tl.constexpr, STATS: tl.constexpr, L1: tl.constexpr,
+        GRAD: tl.constexpr, HAS_G: tl.constexpr, HAS_COEF: tl.constexpr,
+        WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr, SECOND: tl.constexpr,
+        ACC: tl.constexpr, BLOCK: tl.constexpr, CP: tl.constexpr):
+    """The same computation for class-contiguous logits (channels_last, class_dim=-1): a
+    ``[BLOCK pixels, CP ≥ C classes]`` tile read and written row by row in one piece, so
+    every access is contiguous (per-class loads would stride by C elements). The class
+    reductions are row reductions; the statistics are column sums, one per quantity."""
+    eps = tl.load(params_ptr).to(ACC)
+    gamma = tl.load(params_ptr + 1).to(ACC)
+    tiny = tl.load(params_ptr + 2).to(ACC)
+    block = tl.program_id(0)
+    n = tl.program_id(1).to(tl.int64)
+    pixels = block * BLOCK + tl.arange(0, BLOCK)
+    inside = pixels < S
+    pixels = pixels.to(tl.int64)
+    classes = tl.arange(0, CP)
+    valid = classes < C
+    tile = inside[:, None] & valid[None, :]
+    x = tl.load(x_ptr + n * sxn + pixels[:, None] * sxs + classes[None, :] * sxc, mask=tile,
+                other=0.0).to(ACC)
+    running_max = tl.max(tl.where(valid[None, :], x, float("-inf")), axis=1)
+    lse = running_max + tl.log(tl.sum(tl.where(valid[None, :],
+                                               tl.exp(x - running_max[:, None]), 0.0), axis=1))
+    p = tl.where(valid[None, :], tl.exp(x - lse[:, None]), 0.0)
+
+    if HAS_V:
+        v = tl.load(v_ptr + n * svn + pixels * svs, mask=inside, other=0.0).to(ACC)
+    else:
+        v = inside.to(ACC)
+    if INDEX:
+        raw = tl.load(t_ptr + n * stn + pixels * sts, mask=inside, other=0)
+        v = tl.where((raw < 0) | (raw >= C), float("nan"), v)  # as in the class loop
+        t = (raw.to(tl.int32)[:, None] == classes[None, :]).to(ACC)
+    else:
+        t = tl.load(t_ptr + n * stn + pixels[:, None] * sts + classes[None, :] * stc,
+                    mask=tile, other=0.0).to(ACC)
+    t = tl.where(valid[None, :], t, 0.0)
+    if GRAD == 2:
+        normaliser = tl.load(norm_ptr).to(ACC)
+        g = tl.where(normaliser > 0, 1.0 / tl.where(normaliser > 0, normaliser, 1.0), 0.0)
+        gv = g * v
+    elif CE_GRAD:
+        gv = tl.load(g_ptr + n * sgn + pixels * sgs, mask=inside, other=0.0).to(ACC) * v
+
+    r = tl.zeros([BLOCK, CP], ACC)
+    if WANT_LOSS or CE_GRAD:
+        q = tl.where(valid[None, :], t * (1.0 - eps) + eps / C, 0.0)
+        if HAS_SCALE:
+            q = q * tl.load(scale_ptr + classes, mask=valid, other=0.0).to(ACC)[None, :]
+        term, r_ce = _term(q, p, lse[:, None] - x, gamma, tiny, FOCAL)
+        if CE_GRAD:
+            r += gv[:, None] * r_ce
+        if WANT_LOSS:
+            loss = v * tl.sum(term, axis=1)
+            if PIXEL == 1:
+                tl.store(pixel_ptr + n * S + pixels, loss, mask=inside)
+            if PIXEL == 2:
+                total = tl.sum(loss, axis=0)
+                if GRAD == 2:  # the loss already divided by its normaliser
+                    total = tl.where(normaliser > 0, total * g, 0.0)
+                tl.store(pixel_ptr + block * N + n, total)
+    if STATS:
+        slots = part_ptr + (n * C + classes) * P + block
+        vp = v[:, None] * p
+        tl.store(slots, tl.sum(vp * t, axis=0), mask=valid)
+        tl.store(slots + N * C * P, tl.sum(vp, axis=0), mask=valid)
+        tl.store(slots + 2 * N * C * P, tl.sum(v[:, None] * t, axis=0), mask=valid)
+        if L1:
+            tl.store(slots + 3 * N * C * P, tl.sum(v[:, None] * tl.abs(p - t), axis=0),
+                     mask=valid)
+    if GRAD != 0:
+        if HAS_COEF:
+            row = coef_ptr + n * C + classes
+            slope = (tl.load(row, mask=valid, other=0.0).to(ACC)[None, :]
+                     + tl.load(row + N * C, mask=valid, other=0.0).to(ACC)[None, :] * t)
+            if L1:
+                l1 = tl.load(row + 2 * N * C, mask=valid, other=0.0).to(ACC)[None, :]
+                slope += l1 * tl.where(p > t, 1.0, tl.where(p < t, -1.0, 0.0))
+            r += v[:, None] * p * slope
+        dx = r - p * tl.sum(r, axis=1)[:, None]
+        tl.store(dx_ptr + n * sdn + pixels[:, None] * sds + classes[None, :] * sdc,
+                 dx.to(dx_ptr.dtype.element_ty), mask=tile)
+
+
 def flags(*, index, has_v, has_scale, focal, pixel, stats, l1, grad, has_g, has_coef):
     """The kernel's constexpr switches for one launch (also what the compile check builds)."""
     ce_grad = grad == GRAD_FUSED or (grad == GRAD_BACKWARD and has_g)
@@ -235,6 +332,10 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
     spatial = x.shape[3 - axis]
     out_dtype = result_dtype(x.dtype)
     block, warps, unroll = geometry(spatial)
+    rows, padded = False, triton.next_power_of_2(max(num_classes, 1))
+    if x.stride(axis) == 1 and x.stride(3 - axis) != 1 and padded <= ROWS_MAX_CLASSES:
+        rows = True  # class-contiguous logits: whole rows per tile
+        block = max(16, min(ROWS_ELEMENTS // padded, triton.next_power_of_2(max(spatial, 1))))
     programs = triton.cdiv(spatial, block)
     target = labels if labels is not None else dense
     pixel_out = part = dx = None
@@ -243,7 +344,7 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
     elif pixel == PIXEL_SUM:
         pixel_out = torch.empty(programs, n, dtype=out_dtype, device=x.device)
     if stats:
-        part = torch.empty(4 if l1 else 3, programs, n, num_classes, dtype=out_dtype,
+        part = torch.empty(4 if l1 else 3, n, num_classes, programs, dtype=out_dtype,
                            device=x.device)
     if grad != GRAD_NONE:
         dx = torch.empty_like(x)  # x's strides (channels_last stays channels_last)
@@ -258,7 +359,10 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
         sgn, sgs = pixel_strides(grad_pixel)
         sdn, sdc, sds = ncs_strides(dx, axis)
         holder = dummy(x)
-        _softmax_kernel[(programs, n)](
+        kernel, shape = _softmax_kernel, dict(BLOCK=block, UNROLL=unroll, num_warps=warps)
+        if rows:
+            kernel, shape = _softmax_rows_kernel, dict(BLOCK=block, CP=padded, num_warps=warps)
+        kernel[(programs, n)](
             x, target, holder if v is None else v, holder if scale is None else scale,
             holder if grad_pixel is None else grad_pixel,
             holder if coefficients is None else coefficients,
@@ -271,8 +375,7 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
             **flags(index=labels is not None, has_v=v is not None, has_scale=scale is not None,
                     focal=gamma != 0, pixel=pixel, stats=stats, l1=l1, grad=grad,
                     has_g=grad_pixel is not None, has_coef=coefficients is not None),
-            ACC=accumulate_dtype(x.dtype), BLOCK=block, UNROLL=unroll,
-            num_warps=warps)
+            ACC=accumulate_dtype(x.dtype), **shape)
     elif part is not None or pixel == PIXEL_SUM:  # empty batch or image: sums are 0
         part = None if part is None else part.zero_()
         pixel_out = pixel_out.zero_() if pixel == PIXEL_SUM else pixel_out
@@ -280,7 +383,8 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
         dx.zero_()
     if pixel == PIXEL_SUM:
         pixel_out = pixel_out.sum()
-    return pixel_out, (None if part is None else [k.sum(0) for k in part]), dx
+    # one reduction per statistic: outputs of a custom op may not alias each other
+    return pixel_out, (None if part is None else [k.sum(-1) for k in part]), dx
 
 
 # --------------------------------------------------------------------------------------------
