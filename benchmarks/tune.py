@@ -30,6 +30,13 @@ CASES = [
      lambda x, y, t: sl.cross_entropy(x, y, impl="triton", validate=False)),
     ("CE 2-D bf16 channels_last", (16, 19, 512, 1024), torch.bfloat16, True, "ce",
      lambda x, y, t: sl.cross_entropy(x, y, impl="triton", validate=False)),
+    ("CE 2-D fp32 channels_last C=4", (16, 4, 512, 1024), torch.float32, True, "ce",
+     lambda x, y, t: sl.cross_entropy(x, y, impl="triton", validate=False)),
+    ("Dice+CE 2-D bf16 channels_last", (16, 19, 512, 1024), torch.bfloat16, True, "dice_ce",
+     lambda x, y, t: sl.dice_ce_loss(x, y, impl="triton", validate=False)),
+    ("BCE multilabel 2-D bf16 channels_last", (16, 19, 512, 1024), torch.bfloat16, True, "bce",
+     lambda x, y, t: sl.binary_cross_entropy(x, t, mode="multilabel", impl="triton",
+                                             validate=False)),
     ("Dice+CE 2-D bf16", (16, 19, 512, 1024), torch.bfloat16, False, "dice_ce",
      lambda x, y, t: sl.dice_ce_loss(x, y, impl="triton", validate=False)),
     ("Dice+CE 3-D fp32", (2, 4, 128, 128, 128), torch.float32, False, "dice_ce",
@@ -87,9 +94,10 @@ def main() -> None:
     warps = [int(w) for w in args.warps.split(",")]
     unrolls = [int(u) for u in args.unroll.split(",")]
     wanted = [c for c in args.cases.split(",") if c]
-    defaults = (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL)
+    defaults = (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL, _common.ROWS_ELEMENTS)
     print(f"copy bandwidth {bandwidth / 1e12:.2f} TB/s; defaults MAX_BLOCK={defaults[0]}, "
-          f"MAX_WARPS={defaults[1]}, UNROLL={defaults[2]}", flush=True)
+          f"MAX_WARPS={defaults[1]}, UNROLL={defaults[2]}, ROWS_ELEMENTS={defaults[3]} "
+          "(channels_last rows: ROWS_ELEMENTS = 4 x BLOCK in the sweep)", flush=True)
     print("| case | BLOCK | warps | unroll | GPU ms (graph) | % of roofline | eager ms |\n"
           "|---|---|---|---|---|---|---|")
     for name, shape, dtype, channels_last, kind, call in CASES:
@@ -99,7 +107,9 @@ def main() -> None:
         roofline_ms = roofline_bytes(kind, x, labels, onehot) / bandwidth * 1e3
         bound = (lambda c, y, t: lambda z: c(z, y, t))(call, labels, onehot)
         for block, warp, unroll in itertools.product(blocks, warps, unrolls):
+            # BLOCK: pixels per program, or logits per program for class-contiguous rows
             _common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL = block, warp, unroll
+            _common.ROWS_ELEMENTS = block * 4 if channels_last else _common.ROWS_ELEMENTS
             try:
                 timing, _ = measure(bound, x, device, args.repeat)
                 ms = timing.graph or timing.eager
@@ -108,7 +118,8 @@ def main() -> None:
             except Exception as error:  # a geometry that fails to compile is reported
                 print(f"| {name} | {block} | {warp} | {unroll} | failed: {type(error).__name__}: "
                       f"{str(error)[:60]} | |", flush=True)
-        _common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL = defaults
+        (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL,
+         _common.ROWS_ELEMENTS) = defaults
         if args.profile:
             print(f"{name} (roofline {roofline_ms:.3f} ms)\n{profile(bound, x)}", flush=True)
         del x, labels, onehot

@@ -35,6 +35,22 @@ def geometry(spatial: int) -> tuple[int, int, int]:
     return block, max(1, min(MAX_WARPS, block // 32)), UNROLL
 
 
+# class-contiguous logits (channels_last, class_dim=-1) with at most ROWS_MAX_CLASSES (padded)
+# classes are read in [pixels, classes] row tiles of ROWS_ELEMENTS logits per program
+ROWS_MAX_CLASSES = 64
+ROWS_ELEMENTS = 2048
+
+
+def row_tile(x: torch.Tensor, axis: int) -> tuple[int, int] | None:
+    """``(BLOCK, CP)`` of the row-tile path for the 3-D view ``x`` when its class axis is the
+    contiguous one (CP: the class count padded to a power of two); None otherwise."""
+    classes, spatial = x.shape[axis], x.shape[3 - axis]
+    padded = triton.next_power_of_2(max(classes, 1))
+    if x.stride(axis) != 1 or x.stride(3 - axis) == 1 or padded > ROWS_MAX_CLASSES:
+        return None
+    return max(16, min(ROWS_ELEMENTS // padded, triton.next_power_of_2(max(spatial, 1)))), padded
+
+
 def ncs_strides(t: torch.Tensor | None, axis: int) -> tuple[int, int, int]:
     """Strides (image, class, pixel) of a 3-D arrangement with its class axis at ``axis``."""
     if t is None:

@@ -32,6 +32,7 @@ from ._common import (
     ncs_strides,
     params,
     result_dtype,
+    row_tile,
     setup_fused,
     softplus_sigmoid,
 )
@@ -42,8 +43,6 @@ from .softmax import (
     PIXEL_EACH,
     PIXEL_NONE,
     PIXEL_SUM,
-    ROWS_ELEMENTS,
-    ROWS_MAX_CLASSES,
 )
 
 
@@ -162,10 +161,9 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
     out_dtype = result_dtype(x.dtype)
     block, warps, unroll = geometry(spatial)
     channels = 1
-    padded = triton.next_power_of_2(max(num_channels, 1))
-    if x.stride(axis) == 1 and x.stride(3 - axis) != 1 and padded <= ROWS_MAX_CLASSES:
-        channels = padded  # channel-contiguous logits: whole rows per tile
-        block = max(16, min(ROWS_ELEMENTS // padded, triton.next_power_of_2(max(spatial, 1))))
+    rows = row_tile(x, axis)  # channel-contiguous logits: whole rows per tile
+    if rows:
+        block, channels = rows
     programs = triton.cdiv(spatial, block)
     pixel_out = part = dx = None
     if pixel == PIXEL_EACH:

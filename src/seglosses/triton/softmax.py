@@ -42,16 +42,13 @@ from ._common import (
     params,
     pixel_strides,
     result_dtype,
+    row_tile,
     setup_fused,
     statistics_slope,
     store_statistics,
 )
 
 PIXEL_NONE, PIXEL_EACH, PIXEL_SUM = 0, 1, 2
-# class-contiguous logits with at most this many (padded) classes take the row-tile kernel,
-# ROWS_ELEMENTS logits per program
-ROWS_MAX_CLASSES = 64
-ROWS_ELEMENTS = 2048
 GRAD_NONE, GRAD_BACKWARD, GRAD_FUSED = 0, 1, 2
 
 
@@ -332,10 +329,9 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
     spatial = x.shape[3 - axis]
     out_dtype = result_dtype(x.dtype)
     block, warps, unroll = geometry(spatial)
-    rows, padded = False, triton.next_power_of_2(max(num_classes, 1))
-    if x.stride(axis) == 1 and x.stride(3 - axis) != 1 and padded <= ROWS_MAX_CLASSES:
-        rows = True  # class-contiguous logits: whole rows per tile
-        block = max(16, min(ROWS_ELEMENTS // padded, triton.next_power_of_2(max(spatial, 1))))
+    rows = row_tile(x, axis)  # class-contiguous logits: whole rows per tile
+    if rows:
+        block, padded = rows
     programs = triton.cdiv(spatial, block)
     target = labels if labels is not None else dense
     pixel_out = part = dx = None
