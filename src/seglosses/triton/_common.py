@@ -13,8 +13,10 @@ import torch
 import triton
 import triton.language as tl
 
-# Launch geometry: pixels per program and warps per program (benchmarks/tune.py sweeps both)
-MAX_BLOCK = 1024
+# Launch geometry: pixels and warps per program, class-loop unrolling. Chosen from
+# benchmarks/tune.py on an H100 (BENCHMARKS.md): 512/4/2 was best or within noise on the
+# issue's shapes except 2-D BCE and 2-D Dice+CE, where 1024 pixels were 5-8 % faster
+MAX_BLOCK = 512
 MAX_WARPS = 4
 UNROLL = 2  # class-loop unrolling: loads of several classes in flight at once
 
@@ -38,7 +40,7 @@ def geometry(spatial: int) -> tuple[int, int, int]:
 # class-contiguous logits (channels_last, class_dim=-1) with at most ROWS_MAX_CLASSES (padded)
 # classes are read in [pixels, classes] row tiles of ROWS_ELEMENTS logits per program
 ROWS_MAX_CLASSES = 64
-ROWS_ELEMENTS = 2048
+ROWS_ELEMENTS = 1024
 
 
 def row_tile(x: torch.Tensor, axis: int) -> tuple[int, int] | None:
