@@ -18,7 +18,7 @@ import triton.language as tl
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-from seglosses.triton import _common, sigmoid, softmax
+from seglosses.triton import _common, region, sigmoid, softmax
 
 TARGET = GPUTarget("cuda", 90, 32)
 
@@ -68,6 +68,19 @@ def variants():
         types = {"x_ptr": "*bf16", "dx_ptr": "*bf16", "t_ptr": target_type}
         jobs.append((f"sigmoid target={target_type} focal={focal} pass={pixel}{grad} "
                      f"channels={channels}", sigmoid._sigmoid_kernel, types, constants))
+    for acc, (l1, batch, include, has_hp, per_class, mean, has_ce, gamma_one) in \
+            itertools.product([tl.float32, tl.float64], [
+                (False, False, True, False, False, True, True, True),
+                (True, True, False, True, True, True, False, False),
+                (False, True, True, True, False, False, True, True),
+                (True, False, False, True, False, False, False, False)]):
+        stat = "*fp64" if acc == tl.float64 else "*fp32"
+        jobs.append((f"region finalize {stat} l1={l1} batch={batch} mean={mean} ce={has_ce}",
+                     region._finalize_kernel, {k: stat for k in region._finalize_kernel.arg_names
+                                               if k.endswith("_ptr")},
+                     dict(L1=l1, BATCH=batch, ABSENT_INCLUDE=include, HAS_HP=has_hp,
+                          HP_PER_CLASS=per_class, FIRST=int(include), HAS_W=True, MEAN=mean,
+                          HAS_CE=has_ce, GAMMA_ONE=gamma_one, ACC=acc, NP=16, CP=32)))
     for grad_type in ("*bf16", "*fp32"):
         jobs.append((f"scale {grad_type}", _common._scale_kernel,
                      {"grad_ptr": grad_type, "scale_ptr": "*fp32"},

@@ -143,3 +143,62 @@ def sigmoid_reduced(problem: Sigmoid, normaliser: torch.Tensor, *, label_smoothi
     return sigmoid.sigmoid_fused(x, target, v, positive, negative, alpha,
                                  normaliser.reshape(()), axis, float(label_smoothing),
                                  float(gamma))[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Region losses in three launches: statistics pass, finalize, gradient pass
+
+
+def region_fusable(impl: str, input, class_dim: int, *, reduction: str, aggregate: str) -> bool:
+    """Whether a region loss (or compound) takes the fused path: the kernels in eager mode,
+    a reduced loss over images or the batch, and an (N, C) table the finalize holds."""
+    if impl != "triton" or reduction not in ("mean", "sum") or aggregate not in ("image",
+                                                                               "batch"):
+        return False
+    from ..triton import region
+    from ..triton._common import in_graph
+
+    classes = input.shape[class_dim] if input.ndim > 1 else 1
+    return not in_graph() and region.fits(input.shape[0], classes)
+
+
+def region_fused(problem, *, want_l1: bool, has_pixels, ce_normaliser, label_smoothing: float,
+                 options: dict, lambda_ce: float = 0.0, lambda_region: float = 1.0):
+    """The region loss (plus ``lambda_ce`` × the pixel term when ``ce_normaliser`` is given)
+    from one statistics pass, the finalize and, in backward, one gradient pass."""
+    from ..triton import region, sigmoid, softmax
+
+    want_ce = ce_normaliser is not None
+    if isinstance(problem, Multiclass):
+        operands = (problem.x, problem.labels, problem.dense, problem.v, problem.class_weights)
+        head = (problem.axis, float(label_smoothing), 0.0)
+
+        def statistics():
+            return softmax._terms(*operands, *head, softmax.PIXEL_SUM if want_ce else
+                                  softmax.PIXEL_NONE, True, want_l1)
+
+        def gradient(coefficients, ce_scale):
+            return softmax._grad(*operands, ce_scale if want_ce else None, coefficients, *head,
+                                 want_l1)
+    else:
+        x, axis, target, v, (positive, negative, alpha) = _sigmoid_operands(problem, None)
+        operands = (x, target, v, positive, negative, alpha)
+        head = (axis, float(label_smoothing), 0.0)
+
+        def statistics():
+            return sigmoid._terms(*operands, *head, sigmoid.PIXEL_SUM if want_ce else
+                                  sigmoid.PIXEL_NONE, True, want_l1)
+
+        def gradient(coefficients, ce_scale):
+            pixel = ce_scale.reshape(1, 1, 1).expand(x.shape) if want_ce else None
+            grad = sigmoid._grad(*operands, pixel, coefficients, *head, want_l1)
+            return _from_arranged(grad, problem.x, problem.class_dim, axis)
+
+    def compute():
+        ce, tp, ps, ts, l1 = statistics()
+        return region.finalize(tp, ps, ts, l1 if want_l1 else None,
+                               class_weights=problem.class_weights, has_pixels=has_pixels,
+                               ce=ce if want_ce else None, ce_normaliser=ce_normaliser,
+                               lambda_ce=lambda_ce, lambda_region=lambda_region, **options)
+
+    return region.region_loss(problem.x, compute, gradient)

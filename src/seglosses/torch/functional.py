@@ -18,10 +18,10 @@ from .._spec import (
     fail,
 )
 from . import _dispatch as kernels
-from ._dispatch import resolve_impl
+from ._dispatch import region_fusable, region_fused, resolve_impl
 from ._distributed import global_sum
 from ._stats import binary_terms, multiclass_terms, sigmoid_parts, sigmoid_stats
-from ._targets import compute_dtype, prepare_multiclass, prepare_sigmoid
+from ._targets import Multiclass, compute_dtype, prepare_multiclass, prepare_sigmoid
 
 __all__ = [
     "cross_entropy",
@@ -462,22 +462,41 @@ def focal_loss(input, target, *, mode="multiclass", gamma=2.0, alpha=None, class
 # Region losses
 
 
-def _region_stats(function, input, target, *, mode, soft_label, class_dim, from_logits,
-                  ignore_index, mask, class_weights, beta, pixel_weights, validate,
-                  want_ce=False, label_smoothing=0.0, pos_weight=None, aggregate="image",
-                  impl="torch"):
-    """Statistics (and, for compounds, the pixel loss from the same activation).
-
-    With the kernels a compound's pixel loss comes back already summed (a 0-d tensor).
-    """
-    native = impl == "triton"
+def _prepare_region(function, input, target, *, mode, soft_label, class_dim, from_logits,
+                    ignore_index, mask, class_weights, beta, pixel_weights, validate,
+                    label_smoothing=0.0, pos_weight=None, aggregate="image", native=False):
+    """``(problem, want_l1, has_pixels)`` of a region loss: the prepared problem, whether the
+    soft-label L1 statistic is needed, and which (image, class) pairs have a pixel that
+    counts (None: all)."""
     if mode == "multiclass":
         problem = prepare_multiclass(function, input, target, class_dim=class_dim,
                                      from_logits=from_logits, ignore_index=ignore_index,
                                      mask=mask, pixel_weights=pixel_weights,
                                      class_weights=class_weights, beta=beta, validate=validate,
                                      global_counts=aggregate == "global", native=native)
-        want_l1 = soft_label and problem.dense is not None
+        has_pixels = None if problem.v is None else (problem.v.sum(1, keepdim=True) != 0)
+        return problem, soft_label and problem.dense is not None, has_pixels
+    problem = prepare_sigmoid(function, input, target, mode=mode, class_dim=class_dim,
+                              from_logits=from_logits, ignore_index=ignore_index, mask=mask,
+                              pixel_weights=pixel_weights, class_weights=class_weights,
+                              pos_weight=pos_weight, label_smoothing=label_smoothing,
+                              validate=validate, global_counts=aggregate == "global",
+                              native=native)
+    has_pixels = None
+    if problem.v is not None:
+        dims = tuple(a for a in range(problem.x.ndim) if a not in (0, problem.class_dim))
+        has_pixels = problem.v.expand(problem.x.shape).sum(dims) != 0
+    return problem, soft_label and target.is_floating_point(), has_pixels
+
+
+def _region_stats(problem, want_l1, *, from_logits, want_ce=False, label_smoothing=0.0,
+                  impl="torch"):
+    """Statistics (and, for compounds, the pixel loss from the same activation).
+
+    With the kernels a compound's pixel loss comes back already summed (a 0-d tensor).
+    """
+    native = impl == "triton"
+    if isinstance(problem, Multiclass):
         if native:
             ce, tp, ps, ts, l1 = kernels.softmax_terms(
                 problem, label_smoothing=label_smoothing, scale=problem.class_weights,
@@ -487,15 +506,7 @@ def _region_stats(function, input, target, *, mode, soft_label, class_dim, from_
                                                   want_ce=want_ce, want_stats=True,
                                                   want_l1=want_l1)
         pixel = (ce, _mean_normaliser(problem), problem.pixel_shape) if want_ce else None
-        has_pixels = None if problem.v is None else (problem.v.sum(1, keepdim=True) != 0)
-        return (tp, ps, ts, l1), problem.class_weights, pixel, has_pixels
-    problem = prepare_sigmoid(function, input, target, mode=mode, class_dim=class_dim,
-                              from_logits=from_logits, ignore_index=ignore_index, mask=mask,
-                              pixel_weights=pixel_weights, class_weights=class_weights,
-                              pos_weight=pos_weight, label_smoothing=label_smoothing,
-                              validate=validate, global_counts=aggregate == "global",
-                              native=native)
-    want_l1 = soft_label and target.is_floating_point()
+        return (tp, ps, ts, l1), pixel
     pixel = None
     if native:
         loss, *stats = kernels.sigmoid_terms(problem, label_smoothing=label_smoothing,
@@ -510,11 +521,12 @@ def _region_stats(function, input, target, *, mode, soft_label, class_dim, from_
                 loss = loss * problem.v
     if want_ce:
         pixel = (loss, _sigmoid_normaliser(problem), problem.output_shape)
-    has_pixels = None
-    if problem.v is not None:
-        dims = tuple(a for a in range(problem.x.ndim) if a not in (0, problem.class_dim))
-        has_pixels = problem.v.expand(problem.x.shape).sum(dims) != 0
-    return stats, problem.class_weights, pixel, has_pixels
+    return stats, pixel
+
+
+def _pixel_normaliser(problem):
+    return _mean_normaliser(problem) if isinstance(problem, Multiclass) else \
+        _sigmoid_normaliser(problem)
 
 
 def tversky_loss(input, target, *, mode="multiclass", alpha=0.5, beta=0.5, gamma=1.0,
@@ -582,14 +594,21 @@ def _region(function, input, target, *, mode, alpha, beta, gamma, smooth, absent
             include_background, soft_label, class_dim, from_logits, ignore_index, mask,
             class_weights, weight_beta, pixel_weights, reduction, validate, impl):
     impl = resolve_impl(function, impl, input, from_logits=from_logits)
-    stats, weights, _, has_pixels = _region_stats(
+    problem, want_l1, has_pixels = _prepare_region(
         function, input, target, mode=mode, soft_label=soft_label, class_dim=class_dim,
         from_logits=from_logits, ignore_index=ignore_index, mask=mask,
         class_weights=class_weights, beta=weight_beta, pixel_weights=pixel_weights,
-        validate=validate, aggregate=aggregate, impl=impl)
-    loss = region_loss(*stats, alpha=alpha, beta=beta, gamma=gamma, smooth=smooth,
-                       absent=absent, aggregate=aggregate, include_background=include_background,
-                       class_weights=weights, reduction=reduction, has_pixels=has_pixels)
+        validate=validate, aggregate=aggregate, native=impl == "triton")
+    options = dict(alpha=alpha, beta=beta, gamma=gamma, smooth=smooth, absent=absent,
+                   aggregate=aggregate, include_background=include_background,
+                   reduction=reduction)
+    if region_fusable(impl, input, class_dim, reduction=reduction, aggregate=aggregate):
+        loss = region_fused(problem, want_l1=want_l1, has_pixels=has_pixels, ce_normaliser=None,
+                            label_smoothing=0.0, options=options)
+        return _output_dtype(loss, input.dtype)
+    stats, _ = _region_stats(problem, want_l1, from_logits=from_logits, impl=impl)
+    loss = region_loss(*stats, class_weights=problem.class_weights, has_pixels=has_pixels,
+                       **options)
     return loss.to(input.dtype) if reduction == "none" else _output_dtype(loss, input.dtype)
 
 
@@ -715,15 +734,26 @@ def dice_ce_loss(input, target, *, mode="multiclass", lambda_ce=1.0, lambda_dice
     if mode == "multiclass" and pos_weight is not None:
         raise fail(function, "pos_weight", "be None for mode='multiclass' (it weighs the "
                    "positive term of a sigmoid)", "a value", "Use class_weights= instead.")
-    stats, weights, (ce, normaliser, shape), has_pixels = _region_stats(
+    problem, want_l1, has_pixels = _prepare_region(
         function, input, target, mode=mode, soft_label=soft_label, class_dim=class_dim,
         from_logits=from_logits, ignore_index=ignore_index, mask=mask,
         class_weights=class_weights, beta=beta, pixel_weights=pixel_weights, validate=validate,
-        want_ce=True, label_smoothing=label_smoothing, pos_weight=pos_weight, aggregate=aggregate,
-        impl=impl)
-    dice = region_loss(*stats, alpha=0.5, beta=0.5, gamma=1.0, smooth=smooth / 2, absent=absent,
-                       aggregate=aggregate, include_background=include_background,
-                       class_weights=weights, reduction=reduction, has_pixels=has_pixels)
+        label_smoothing=label_smoothing, pos_weight=pos_weight, aggregate=aggregate,
+        native=impl == "triton")
+    options = dict(alpha=0.5, beta=0.5, gamma=1.0, smooth=smooth / 2, absent=absent,
+                   aggregate=aggregate, include_background=include_background,
+                   reduction=reduction)
+    if region_fusable(impl, input, class_dim, reduction=reduction, aggregate=aggregate):
+        loss = region_fused(problem, want_l1=want_l1, has_pixels=has_pixels,
+                            ce_normaliser=_pixel_normaliser(problem),
+                            label_smoothing=label_smoothing, options=options,
+                            lambda_ce=lambda_ce, lambda_region=lambda_dice)
+        return _output_dtype(loss, input.dtype)
+    stats, (ce, normaliser, shape) = _region_stats(problem, want_l1, from_logits=from_logits,
+                                                   want_ce=True, label_smoothing=label_smoothing,
+                                                   impl=impl)
+    dice = region_loss(*stats, class_weights=problem.class_weights, has_pixels=has_pixels,
+                       **options)
     pixel = _reduce_pixels(ce, reduction, normaliser, shape, input.dtype,
                            "global" if aggregate == "global" else "batch")
     return _output_dtype(lambda_ce * pixel + lambda_dice * dice, input.dtype)
