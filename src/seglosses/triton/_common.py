@@ -163,6 +163,26 @@ def _(grad, scale):
 # a whole 3-D loss kernel; the Function costs a few µs.
 
 
+def distinct_outputs(implementation):
+    """``implementation`` as a custom op needs it: an output sharing memory with an earlier
+    one (the statistics, unbound from one reduction) is copied, since a custom op's outputs
+    may not alias."""
+
+    @functools.wraps(implementation)
+    def op(*args):
+        seen, outputs = set(), []
+        for t in implementation(*args):
+            address = t.untyped_storage().data_ptr() if t.numel() else None
+            if address in seen:
+                t = t.clone()
+            elif address is not None:
+                seen.add(address)
+            outputs.append(t)
+        return tuple(outputs)
+
+    return op
+
+
 def in_graph() -> bool:
     """True while torch.compile traces: calls must then go through the custom ops."""
     return torch.compiler.is_compiling()

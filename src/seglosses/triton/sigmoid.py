@@ -23,6 +23,7 @@ from ._common import (
     absent,
     accumulate_dtype,
     coefficient_table,
+    distinct_outputs,
     dummy,
     eager_function,
     fused_backward,
@@ -203,8 +204,8 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
         dx = None if dx is None else dx.zero_()
     if pixel == PIXEL_SUM:
         pixel_out = pixel_out.sum()
-    # one reduction per statistic: outputs of a custom op may not alias each other
-    return pixel_out, (None if part is None else [k.sum(-1) for k in part]), dx
+    # one reduction for all statistics (views of one tensor: the custom op copies them)
+    return pixel_out, (None if part is None else part.sum(-1).unbind(0)), dx
 
 
 def _terms(x: torch.Tensor, target: torch.Tensor, v: torch.Tensor | None,
@@ -224,7 +225,8 @@ def _terms(x: torch.Tensor, target: torch.Tensor, v: torch.Tensor | None,
     return pixel_out, sums[0], sums[1], sums[2], sums[3] if l1 else absent(like)
 
 
-_terms_op = torch.library.custom_op("seglosses::sigmoid_terms", _terms, mutates_args=())
+_terms_op = torch.library.custom_op("seglosses::sigmoid_terms", distinct_outputs(_terms),
+                                      mutates_args=())
 
 
 @_terms_op.register_fake

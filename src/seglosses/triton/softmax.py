@@ -32,6 +32,7 @@ from ._common import (
     absent,
     accumulate_dtype,
     coefficient_table,
+    distinct_outputs,
     dummy,
     eager_function,
     fused_backward,
@@ -379,8 +380,8 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
         dx.zero_()
     if pixel == PIXEL_SUM:
         pixel_out = pixel_out.sum()
-    # one reduction per statistic: outputs of a custom op may not alias each other
-    return pixel_out, (None if part is None else [k.sum(-1) for k in part]), dx
+    # one reduction for all statistics (views of one tensor: the custom op copies them)
+    return pixel_out, (None if part is None else part.sum(-1).unbind(0)), dx
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,7 +403,8 @@ def _terms(x: torch.Tensor, labels: torch.Tensor | None, dense: torch.Tensor | N
     return (pixel_out, sums[0], sums[1], sums[2], sums[3] if l1 else absent(like))
 
 
-_terms_op = torch.library.custom_op("seglosses::softmax_terms", _terms, mutates_args=())
+_terms_op = torch.library.custom_op("seglosses::softmax_terms", distinct_outputs(_terms),
+                                      mutates_args=())
 
 
 @_terms_op.register_fake
