@@ -357,6 +357,28 @@ def test_auto_keeps_cpu_tensors_on_the_torch_path():
     assert resolve_impl("cross_entropy", "torch", x) == "torch"
 
 
+@pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
+def test_region_finalize_folds_the_lambdas_and_runs_without_gradient(mode):
+    """The one-program finalize (region losses and compounds, eager mode) against the torch
+    arithmetic: λ weights folded into the loss and into the coefficients of the gradient pass,
+    ignored pixels, and a call that needs no gradient."""
+    x = torch.randn(3, 4, 5, 6, dtype=torch.float64) * 2
+    if mode == "multiclass":
+        target = _labels((3, 5, 6), 4, torch.int64)
+        target[1] = 255  # a wholly ignored image: its pairs leave the mean
+        target[0, :2] = 255
+    else:
+        target = _labels((3, 4, 5, 6), 2, torch.int64)
+        target[2, :, :3] = 255
+    options = {"mode": mode, "ignore_index": 255, "lambda_ce": 0.3, "lambda_dice": 1.7}
+    (loss, grad), (ref, ref_grad) = _both("dice_ce_loss", x, target, options)
+    np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-10)
+    assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
+    with torch.no_grad():
+        value = sl.dice_ce_loss(x, target, impl="triton", **options)
+    np.testing.assert_allclose(value.numpy(), ref.numpy(), rtol=1e-10)
+
+
 def test_global_aggregate_without_group_equals_batch():
     x = torch.randn(3, 4, 5, 5, dtype=torch.float64)
     target = _labels((3, 5, 5), 4, torch.int64)

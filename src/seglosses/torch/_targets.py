@@ -258,7 +258,6 @@ def _index_labels(function, flat, ignore, num_classes, checking, validate, dtype
     """
     if flat.dtype == torch.bool:
         flat = flat.to(torch.uint8)
-    zero = torch.zeros((), dtype=flat.dtype, device=flat.device)
     if not ignore and (checking or native):
         # the common case costs one min/max pass and no copy of int64 labels; the kernels
         # (native) turn an unchecked out-of-range label into NaN themselves
@@ -280,7 +279,7 @@ def _index_labels(function, flat, ignore, num_classes, checking, validate, dtype
     if checking and bool(invalid.any()):
         _raise_labels(function, flat, invalid, ignore, num_classes)
     unusable = invalid if ignored is None else invalid | ignored
-    labels = torch.where(unusable, zero, flat)
+    labels = torch.where(unusable, torch.zeros((), dtype=flat.dtype, device=flat.device), flat)
     labels = labels if native else labels.long()
     valid = None if ignored is None else (~ignored).to(dtype)
     if not validate:
