@@ -84,8 +84,6 @@ def main() -> None:
     parser.add_argument("--blocks", default="256,512,1024,2048")
     parser.add_argument("--warps", default="4,8")
     parser.add_argument("--unroll", default="1,2,4")
-    parser.add_argument("--rows-pixels", default="0",
-                        help="ROWS_PIXELS values (0: NCHW softmax logits take the class loop)")
     parser.add_argument("--cases", default="", help="comma-separated substrings of case names")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--profile", action="store_true")
@@ -95,36 +93,33 @@ def main() -> None:
     blocks = [int(b) for b in args.blocks.split(",")]
     warps = [int(w) for w in args.warps.split(",")]
     unrolls = [int(u) for u in args.unroll.split(",")]
-    row_pixels = [int(r) for r in args.rows_pixels.split(",")]
     wanted = [c for c in args.cases.split(",") if c]
-    defaults = (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL, _common.ROWS_ELEMENTS,
-                _common.ROWS_PIXELS)
+    defaults = (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL, _common.ROWS_ELEMENTS)
     print(f"copy bandwidth {bandwidth / 1e12:.2f} TB/s; defaults MAX_BLOCK={defaults[0]}, "
           f"MAX_WARPS={defaults[1]}, UNROLL={defaults[2]}, ROWS_ELEMENTS={defaults[3]} "
           "(channels_last rows: ROWS_ELEMENTS = 4 x BLOCK in the sweep)", flush=True)
-    print("| case | BLOCK | warps | unroll | NCHW rows | GPU ms (graph) | % of roofline "
-          "| eager ms |\n|---|---|---|---|---|---|---|---|")
+    print("| case | BLOCK | warps | unroll | GPU ms (graph) | % of roofline | eager ms |\n"
+          "|---|---|---|---|---|---|---|")
     for name, shape, dtype, channels_last, kind, call in CASES:
         if wanted and not any(w in name for w in wanted):
             continue
         x, labels, onehot = tensors(shape, dtype, channels_last, device)
         roofline_ms = roofline_bytes(kind, x, labels, onehot) / bandwidth * 1e3
         bound = (lambda c, y, t: lambda z: c(z, y, t))(call, labels, onehot)
-        for block, warp, unroll, rows in itertools.product(blocks, warps, unrolls, row_pixels):
-            _common.ROWS_PIXELS = rows
+        for block, warp, unroll in itertools.product(blocks, warps, unrolls):
             # BLOCK: pixels per program, or logits per program for class-contiguous rows
             _common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL = block, warp, unroll
             _common.ROWS_ELEMENTS = block * 4 if channels_last else _common.ROWS_ELEMENTS
             try:
                 timing, _ = measure(bound, x, device, args.repeat)
                 ms = timing.graph or timing.eager
-                print(f"| {name} | {block} | {warp} | {unroll} | {rows} | {ms:.3f} | "
+                print(f"| {name} | {block} | {warp} | {unroll} | {ms:.3f} | "
                       f"{100 * roofline_ms / ms:.0f} % | {timing.eager:.3f} |", flush=True)
             except Exception as error:  # a geometry that fails to compile is reported
-                print(f"| {name} | {block} | {warp} | {unroll} | {rows} | failed: "
-                      f"{type(error).__name__}: {str(error)[:60]} | |", flush=True)
-        (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL, _common.ROWS_ELEMENTS,
-         _common.ROWS_PIXELS) = defaults
+                print(f"| {name} | {block} | {warp} | {unroll} | failed: {type(error).__name__}: "
+                      f"{str(error)[:60]} | |", flush=True)
+        (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL,
+         _common.ROWS_ELEMENTS) = defaults
         if args.profile:
             print(f"{name} (roofline {roofline_ms:.3f} ms)\n{profile(bound, x)}", flush=True)
         del x, labels, onehot

@@ -62,21 +62,6 @@ def test_case_table_class_contiguous(case):
     assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
 
 
-@pytest.mark.parametrize("case", [c for c in LOGIT_CASES if len(c.shape) >= 3],
-                         ids=lambda c: c.id)
-def test_case_table_pixel_contiguous_rows(case, monkeypatch):
-    """The row-tile kernel on NCHW logits (``ROWS_PIXELS``: the tile held in registers, one
-    read of the logits) computes the same as the class loop."""
-    from seglosses.triton import _common
-
-    monkeypatch.setattr(_common, "ROWS_PIXELS", 16)
-    x, target, kwargs = make_case(case)
-    (loss, grad), (ref, ref_grad) = _both(case.loss, to_torch(x), to_torch(target),
-                                          torch_kwargs(kwargs))
-    np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-10, atol=1e-12)
-    assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
-
-
 @pytest.mark.parametrize("case", LOGIT_CASES, ids=lambda c: c.id)
 def test_case_table_float32(case):
     x, target, kwargs = make_case(case)

@@ -38,30 +38,19 @@ def geometry(spatial: int) -> tuple[int, int, int]:
 
 
 # class-contiguous logits (channels_last, class_dim=-1) with at most ROWS_MAX_CLASSES (padded)
-# classes are read in [pixels, classes] row tiles of ROWS_ELEMENTS logits per program.
-# ROWS_PIXELS > 0 sends pixel-contiguous (NCHW) softmax logits with at most ROWS_MAX_CLASSES
-# classes to the same kernel, ROWS_PIXELS pixels per program: the whole tile stays in
-# registers, so the logits are read once instead of twice (benchmarks/tune.py --rows-pixels)
+# classes are read in [pixels, classes] row tiles of ROWS_ELEMENTS logits per program
 ROWS_MAX_CLASSES = 64
 ROWS_ELEMENTS = 1024
-ROWS_PIXELS = 0
 
 
-def row_tile(x: torch.Tensor, axis: int, *, pixel_contiguous: bool = False
-             ) -> tuple[int, int] | None:
-    """``(BLOCK, CP)`` of the row-tile path for the 3-D view ``x`` (CP: the class count padded
-    to a power of two) when its class axis is the contiguous one, or, with
-    ``pixel_contiguous`` and ``ROWS_PIXELS`` set, when its pixel axis is; None otherwise."""
+def row_tile(x: torch.Tensor, axis: int) -> tuple[int, int] | None:
+    """``(BLOCK, CP)`` of the row-tile path for the 3-D view ``x`` when its class axis is the
+    contiguous one (CP: the class count padded to a power of two); None otherwise."""
     classes, spatial = x.shape[axis], x.shape[3 - axis]
     padded = triton.next_power_of_2(max(classes, 1))
-    if padded > ROWS_MAX_CLASSES:
+    if x.stride(axis) != 1 or x.stride(3 - axis) == 1 or padded > ROWS_MAX_CLASSES:
         return None
-    if x.stride(axis) == 1 and x.stride(3 - axis) != 1:
-        return max(16, min(ROWS_ELEMENTS // padded,
-                           triton.next_power_of_2(max(spatial, 1)))), padded
-    if pixel_contiguous and ROWS_PIXELS and x.stride(3 - axis) == 1:
-        return max(16, min(ROWS_PIXELS, triton.next_power_of_2(max(spatial, 1)))), padded
-    return None
+    return max(16, min(ROWS_ELEMENTS // padded, triton.next_power_of_2(max(spatial, 1)))), padded
 
 
 def ncs_strides(t: torch.Tensor | None, axis: int) -> tuple[int, int, int]:

@@ -330,7 +330,7 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
     spatial = x.shape[3 - axis]
     out_dtype = result_dtype(x.dtype)
     block, warps, unroll = geometry(spatial)
-    rows = row_tile(x, axis, pixel_contiguous=True)  # whole class rows per tile
+    rows = row_tile(x, axis)  # class-contiguous logits: whole rows per tile
     if rows:
         block, padded = rows
     programs = triton.cdiv(spatial, block)
