@@ -76,6 +76,10 @@ def profile(call, x):
         if event.device_time_total > 0:
             lines.append(f"    {event.device_time_total:9.1f} µs  x{event.count:<3d} "
                          f"{event.key[:90]}")
+    ours = [e for e in prof.events() if e.device_time_total > 0 and "_kernel" in e.name
+            and not e.name.startswith("void")]
+    lines += [f"    launch {i}: {e.name} {e.device_time_total:.1f} µs" for i, e in
+              enumerate(ours)]  # the passes of one call, in order
     return "\n".join(lines)
 
 
@@ -84,7 +88,9 @@ def main() -> None:
     parser.add_argument("--blocks", default="256,512,1024,2048")
     parser.add_argument("--warps", default="4,8")
     parser.add_argument("--unroll", default="1,2,4")
-    parser.add_argument("--cases", default="", help="comma-separated substrings of case names")
+    parser.add_argument("--cases", default="", help="comma-separated case names (exact)")
+    parser.add_argument("--stats-warps", default="0",
+                        help="STATS_WARPS values (0: the statistics pass uses --warps)")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
@@ -93,33 +99,37 @@ def main() -> None:
     blocks = [int(b) for b in args.blocks.split(",")]
     warps = [int(w) for w in args.warps.split(",")]
     unrolls = [int(u) for u in args.unroll.split(",")]
+    stats_warps = [int(w) for w in args.stats_warps.split(",")]
     wanted = [c for c in args.cases.split(",") if c]
-    defaults = (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL, _common.ROWS_ELEMENTS)
+    defaults = (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL, _common.ROWS_ELEMENTS,
+                _common.STATS_WARPS)
     print(f"copy bandwidth {bandwidth / 1e12:.2f} TB/s; defaults MAX_BLOCK={defaults[0]}, "
           f"MAX_WARPS={defaults[1]}, UNROLL={defaults[2]}, ROWS_ELEMENTS={defaults[3]} "
           "(channels_last rows: ROWS_ELEMENTS = 4 x BLOCK in the sweep)", flush=True)
-    print("| case | BLOCK | warps | unroll | GPU ms (graph) | % of roofline | eager ms |\n"
-          "|---|---|---|---|---|---|---|")
+    print("| case | BLOCK | warps | unroll | stats warps | GPU ms (graph) | % of roofline "
+          "| eager ms |\n|---|---|---|---|---|---|---|---|")
     for name, shape, dtype, channels_last, kind, call in CASES:
-        if wanted and not any(w in name for w in wanted):
+        if wanted and name not in wanted:
             continue
         x, labels, onehot = tensors(shape, dtype, channels_last, device)
         roofline_ms = roofline_bytes(kind, x, labels, onehot) / bandwidth * 1e3
         bound = (lambda c, y, t: lambda z: c(z, y, t))(call, labels, onehot)
-        for block, warp, unroll in itertools.product(blocks, warps, unrolls):
+        for block, warp, unroll, stats_warp in itertools.product(blocks, warps, unrolls,
+                                                                 stats_warps):
+            _common.STATS_WARPS = stats_warp
             # BLOCK: pixels per program, or logits per program for class-contiguous rows
             _common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL = block, warp, unroll
             _common.ROWS_ELEMENTS = block * 4 if channels_last else _common.ROWS_ELEMENTS
             try:
                 timing, _ = measure(bound, x, device, args.repeat)
                 ms = timing.graph or timing.eager
-                print(f"| {name} | {block} | {warp} | {unroll} | {ms:.3f} | "
+                print(f"| {name} | {block} | {warp} | {unroll} | {stats_warp} | {ms:.3f} | "
                       f"{100 * roofline_ms / ms:.0f} % | {timing.eager:.3f} |", flush=True)
             except Exception as error:  # a geometry that fails to compile is reported
-                print(f"| {name} | {block} | {warp} | {unroll} | failed: {type(error).__name__}: "
-                      f"{str(error)[:60]} | |", flush=True)
-        (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL,
-         _common.ROWS_ELEMENTS) = defaults
+                print(f"| {name} | {block} | {warp} | {unroll} | {stats_warp} | failed: "
+                      f"{type(error).__name__}: {str(error)[:60]} | |", flush=True)
+        (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL, _common.ROWS_ELEMENTS,
+         _common.STATS_WARPS) = defaults
         if args.profile:
             print(f"{name} (roofline {roofline_ms:.3f} ms)\n{profile(bound, x)}", flush=True)
         del x, labels, onehot

@@ -19,6 +19,7 @@ import triton.language as tl
 MAX_BLOCK = 512
 MAX_WARPS = 4
 UNROLL = 2  # class-loop unrolling: loads of several classes in flight at once
+STATS_WARPS = 0  # warps of the statistics pass (its block reductions); 0: as MAX_WARPS
 
 
 def accumulate_dtype(dtype: torch.dtype):
@@ -30,11 +31,12 @@ def result_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def geometry(spatial: int) -> tuple[int, int, int]:
+def geometry(spatial: int, *, stats: bool = False) -> tuple[int, int, int]:
     """``(BLOCK, num_warps, UNROLL)`` for ``spatial`` pixels per image: at most ``MAX_BLOCK``
-    pixels, at least 32 pixels per warp."""
+    pixels, at least 32 pixels per warp (``STATS_WARPS`` for a statistics pass, if set)."""
     block = max(16, min(MAX_BLOCK, triton.next_power_of_2(max(spatial, 1))))
-    return block, max(1, min(MAX_WARPS, block // 32)), UNROLL
+    warps = STATS_WARPS if stats and STATS_WARPS else MAX_WARPS
+    return block, max(1, min(warps, block // 32)), UNROLL
 
 
 # class-contiguous logits (channels_last, class_dim=-1) with at most ROWS_MAX_CLASSES (padded)
