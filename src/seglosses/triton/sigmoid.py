@@ -160,7 +160,7 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
     """Run the kernel once over ``x`` (3-D view); returns ``(pixel, stats, dx)``."""
     n, num_channels, spatial = x.shape[0], x.shape[axis], x.shape[3 - axis]
     out_dtype = result_dtype(x.dtype)
-    block, warps, unroll = geometry(spatial, stats=stats)
+    block, warps, unroll = geometry(spatial)
     channels = 1
     rows = row_tile(x, axis)  # channel-contiguous logits: whole rows per tile
     if rows:

@@ -329,8 +329,8 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
     num_classes = x.shape[axis]
     spatial = x.shape[3 - axis]
     out_dtype = result_dtype(x.dtype)
-    block, warps, unroll = geometry(spatial, stats=stats)
     rows = row_tile(x, axis)  # class-contiguous logits: whole rows per tile
+    block, warps, unroll = geometry(spatial, stats=stats and not rows)
     if rows:
         block, padded = rows
     programs = triton.cdiv(spatial, block)
