@@ -210,6 +210,20 @@ def eager_function(name, implementation, setup_context, backward):
     return function.apply
 
 
+def differentiable(name, implementation, op, setup_context, backward):
+    """Register ``backward`` on the custom ``op`` and return what the losses call: the op
+    while torch.compile traces, otherwise ``implementation`` through an autograd.Function
+    with the same setup and backward."""
+    op.register_autograd(backward, setup_context=setup_context)
+    eager = eager_function(name, implementation, setup_context, backward)
+
+    def call(*args):
+        return (op if in_graph() else eager)(*args)
+
+    call.__doc__ = implementation.__doc__
+    return call
+
+
 def is_eager(ctx) -> bool:
     return getattr(ctx, "eager", False)
 

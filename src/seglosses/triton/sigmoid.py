@@ -23,12 +23,11 @@ from ._common import (
     absent,
     accumulate_dtype,
     coefficient_table,
+    differentiable,
     distinct_outputs,
     dummy,
-    eager_function,
     fused_backward,
     geometry,
-    in_graph,
     is_eager,
     ncs_strides,
     params,
@@ -280,8 +279,7 @@ def _backward_terms(ctx, g_pixel, g_tp, g_ps, g_ts, g_l1):
     return (grad,) + (None,) * 11
 
 
-_terms_op.register_autograd(_backward_terms, setup_context=_setup_terms)
-_terms_eager = eager_function("SigmoidTerms", _terms, _setup_terms, _backward_terms)
+sigmoid_terms = differentiable("SigmoidTerms", _terms, _terms_op, _setup_terms, _backward_terms)
 
 
 def _fused(x: torch.Tensor, target: torch.Tensor, v: torch.Tensor | None,
@@ -304,16 +302,4 @@ def _(x, target, v, positive, negative, alpha, normaliser, axis, label_smoothing
             torch.empty_like(x))
 
 
-_fused_op.register_autograd(fused_backward(10), setup_context=setup_fused)
-_fused_eager = eager_function("SigmoidFused", _fused, setup_fused, fused_backward(10))
-
-
-def sigmoid_terms(*args):
-    """The per-pixel terms and statistics (the custom op under torch.compile)."""
-    return (_terms_op if in_graph() else _terms_eager)(*args)
-
-
-def sigmoid_fused(*args):
-    """The normalised reduced loss with its gradient written in the same pass."""
-    return (_fused_op if in_graph() else _fused_eager)(*args)
-
+sigmoid_fused = differentiable("SigmoidFused", _fused, _fused_op, setup_fused, fused_backward(10))

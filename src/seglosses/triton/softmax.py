@@ -32,12 +32,11 @@ from ._common import (
     absent,
     accumulate_dtype,
     coefficient_table,
+    differentiable,
     distinct_outputs,
     dummy,
-    eager_function,
     fused_backward,
     geometry,
-    in_graph,
     is_eager,
     ncs_strides,
     params,
@@ -457,8 +456,7 @@ def _backward_terms(ctx, g_pixel, g_tp, g_ps, g_ts, g_l1):
     return (grad,) + (None,) * 10
 
 
-_terms_op.register_autograd(_backward_terms, setup_context=_setup_terms)
-_terms_eager = eager_function("SoftmaxTerms", _terms, _setup_terms, _backward_terms)
+softmax_terms = differentiable("SoftmaxTerms", _terms, _terms_op, _setup_terms, _backward_terms)
 
 
 def _fused(x: torch.Tensor, labels: torch.Tensor | None, dense: torch.Tensor | None,
@@ -481,16 +479,4 @@ def _(x, labels, dense, v, scale, normaliser, axis, label_smoothing, gamma):
             torch.empty_like(x))
 
 
-_fused_op.register_autograd(fused_backward(9), setup_context=setup_fused)
-_fused_eager = eager_function("SoftmaxFused", _fused, setup_fused, fused_backward(9))
-
-
-def softmax_terms(*args):
-    """The per-pixel terms and statistics (the custom op under torch.compile)."""
-    return (_terms_op if in_graph() else _terms_eager)(*args)
-
-
-def softmax_fused(*args):
-    """The normalised reduced loss with its gradient written in the same pass."""
-    return (_fused_op if in_graph() else _fused_eager)(*args)
-
+softmax_fused = differentiable("SoftmaxFused", _fused, _fused_op, setup_fused, fused_backward(9))
