@@ -84,6 +84,21 @@ def absent(like: torch.Tensor) -> torch.Tensor:
 
 
 @triton.jit
+def load_params(params_ptr, ACC: tl.constexpr):
+    """ε, γ and the clamp floor in the accumulation dtype (a float argument would be fp32)."""
+    return (tl.load(params_ptr).to(ACC), tl.load(params_ptr + 1).to(ACC),
+            tl.load(params_ptr + 2).to(ACC))
+
+
+@triton.jit
+def inverse_normaliser(norm_ptr, ACC: tl.constexpr):
+    """``(normaliser, 1 / normaliser)`` of a reduced loss; the inverse is 0 if nothing counts."""
+    normaliser = tl.load(norm_ptr).to(ACC)
+    return normaliser, tl.where(normaliser > 0, 1.0 / tl.where(normaliser > 0, normaliser, 1.0),
+                                0.0)
+
+
+@triton.jit
 def _scale_kernel(grad_ptr, scale_ptr, numel, ACC: tl.constexpr, BLOCK: tl.constexpr):
     """``grad *= scale`` in place; every program returns at once when the scale is 1.
 

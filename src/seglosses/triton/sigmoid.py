@@ -28,7 +28,9 @@ from ._common import (
     dummy,
     fused_backward,
     geometry,
+    inverse_normaliser,
     is_eager,
+    load_params,
     ncs_strides,
     params,
     result_dtype,
@@ -62,18 +64,14 @@ def _sigmoid_kernel(
     """Elementwise over ``[BLOCK pixels, CH channels]`` tiles, walking the channels CH at a
     time: CH = 1 for pixel-contiguous logits (NCHW), all channels at once for
     channel-contiguous ones (channels_last), so every access is contiguous."""
-    # ε, γ and the clamp floor arrive in the accumulation dtype (a float argument is fp32)
-    eps = tl.load(params_ptr).to(ACC)
-    gamma = tl.load(params_ptr + 1).to(ACC)
-    tiny = tl.load(params_ptr + 2).to(ACC)
+    eps, gamma, tiny = load_params(params_ptr, ACC)
     block = tl.program_id(0)
     n = tl.program_id(1).to(tl.int64)
     pixels = block * BLOCK + tl.arange(0, BLOCK)
     inside = pixels < S
     pixels = pixels.to(tl.int64)[:, None]
     if GRAD == 2:
-        normaliser = tl.load(norm_ptr).to(ACC)
-        g = tl.where(normaliser > 0, 1.0 / tl.where(normaliser > 0, normaliser, 1.0), 0.0)
+        normaliser, g = inverse_normaliser(norm_ptr, ACC)
     loss_sum = tl.zeros([BLOCK, CH], ACC)
     for first in tl.range(0, C, CH, loop_unroll_factor=UNROLL):
         channels = first + tl.arange(0, CH)

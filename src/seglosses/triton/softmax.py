@@ -37,7 +37,9 @@ from ._common import (
     dummy,
     fused_backward,
     geometry,
+    inverse_normaliser,
     is_eager,
+    load_params,
     ncs_strides,
     params,
     pixel_strides,
@@ -86,10 +88,7 @@ def _softmax_kernel(
         GRAD: tl.constexpr, HAS_G: tl.constexpr, HAS_COEF: tl.constexpr,
         WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr, SECOND: tl.constexpr,
         ACC: tl.constexpr, BLOCK: tl.constexpr, UNROLL: tl.constexpr):
-    # ε, γ and the clamp floor arrive in the accumulation dtype (a float argument is fp32)
-    eps = tl.load(params_ptr).to(ACC)
-    gamma = tl.load(params_ptr + 1).to(ACC)
-    tiny = tl.load(params_ptr + 2).to(ACC)
+    eps, gamma, tiny = load_params(params_ptr, ACC)
     block = tl.program_id(0)
     n = tl.program_id(1).to(tl.int64)
     pixels = block * BLOCK + tl.arange(0, BLOCK)
@@ -109,8 +108,7 @@ def _softmax_kernel(
         v = tl.where((raw < 0) | (raw >= C), float("nan"), v)
         label = raw.to(tl.int32)
     if GRAD == 2:  # the normalised loss: upstream gradient 1 / normaliser (0 if nothing counts)
-        normaliser = tl.load(norm_ptr).to(ACC)
-        g = tl.where(normaliser > 0, 1.0 / tl.where(normaliser > 0, normaliser, 1.0), 0.0)
+        normaliser, g = inverse_normaliser(norm_ptr, ACC)
         gv = g * v
     elif CE_GRAD:
         gv = tl.load(g_ptr + n * sgn + pixels * sgs, mask=inside, other=0.0).to(ACC) * v
@@ -235,9 +233,7 @@ def _softmax_rows_kernel(
     ``[BLOCK pixels, CP ≥ C classes]`` tile read and written row by row in one piece, so
     every access is contiguous (per-class loads would stride by C elements). The class
     reductions are row reductions; the statistics are column sums, one per quantity."""
-    eps = tl.load(params_ptr).to(ACC)
-    gamma = tl.load(params_ptr + 1).to(ACC)
-    tiny = tl.load(params_ptr + 2).to(ACC)
+    eps, gamma, tiny = load_params(params_ptr, ACC)
     block = tl.program_id(0)
     n = tl.program_id(1).to(tl.int64)
     pixels = block * BLOCK + tl.arange(0, BLOCK)
@@ -266,8 +262,7 @@ def _softmax_rows_kernel(
                     mask=tile, other=0.0).to(ACC)
     t = tl.where(valid[None, :], t, 0.0)
     if GRAD == 2:
-        normaliser = tl.load(norm_ptr).to(ACC)
-        g = tl.where(normaliser > 0, 1.0 / tl.where(normaliser > 0, normaliser, 1.0), 0.0)
+        normaliser, g = inverse_normaliser(norm_ptr, ACC)
         gv = g * v
     elif CE_GRAD:
         gv = tl.load(g_ptr + n * sgn + pixels * sgs, mask=inside, other=0.0).to(ACC) * v
