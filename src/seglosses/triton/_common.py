@@ -143,12 +143,15 @@ def store_statistics(part_ptr, slot, stride, v, p, t, L1: tl.constexpr):
 
 
 @triton.jit
-def statistics_slope(coef_ptr, n, N, C, c, p, t, ACC: tl.constexpr, L1: tl.constexpr):
-    """``∂L/∂p`` through the statistics at class c: ``A + B t (+ L1 sign(p - t))``, read from
-    the (3, N, C) coefficient table (∂L/∂ΣVP, ∂L/∂ΣVPT, ∂L/∂Σv|p-t|)."""
-    slope = tl.load(coef_ptr + n * C + c).to(ACC) + tl.load(coef_ptr + (N + n) * C + c).to(ACC) * t
+def statistics_slope(coef_ptr, n, N, C, c, within, p, t, ACC: tl.constexpr, L1: tl.constexpr):
+    """``∂L/∂p`` through the statistics at class(es) c: ``A + B t (+ L1 sign(p - t))``, read
+    from the (3, N, C) coefficient table (∂L/∂ΣVP, ∂L/∂ΣVPT, ∂L/∂Σv|p-t|); ``within`` masks
+    the classes of a padded tile (0 there)."""
+    row = coef_ptr + n * C + c
+    slope = (tl.load(row, mask=within, other=0.0).to(ACC)
+             + tl.load(row + N * C, mask=within, other=0.0).to(ACC) * t)
     if L1:
-        l1 = tl.load(coef_ptr + (2 * N + n) * C + c).to(ACC)
+        l1 = tl.load(row + 2 * N * C, mask=within, other=0.0).to(ACC)
         slope += l1 * tl.where(p > t, 1.0, tl.where(p < t, -1.0, 0.0))
     return slope
 

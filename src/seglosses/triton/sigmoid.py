@@ -37,6 +37,7 @@ from ._common import (
     row_tile,
     setup_fused,
     softplus_sigmoid,
+    statistics_slope,
 )
 from .softmax import (
     GRAD_BACKWARD,
@@ -136,13 +137,8 @@ def _sigmoid_kernel(
                 dx += tl.load(g_ptr + n * sgn + pixels * sgs + channels * sgc, mask=tile,
                               other=0.0).to(ACC) * v * slope
             if HAS_COEF:
-                row = coef_ptr + n * C + channels
-                stat_slope = (tl.load(row, mask=valid[None, :], other=0.0).to(ACC)
-                              + tl.load(row + N * C, mask=valid[None, :], other=0.0).to(ACC) * t)
-                if L1:
-                    l1 = tl.load(row + 2 * N * C, mask=valid[None, :], other=0.0).to(ACC)
-                    stat_slope += l1 * tl.where(p > t, 1.0, tl.where(p < t, -1.0, 0.0))
-                dx += v * stat_slope * p * (1.0 - p)
+                dx += v * statistics_slope(coef_ptr, n, N, C, channels, valid[None, :], p, t,
+                                           ACC, L1) * p * (1.0 - p)
             tl.store(dx_ptr + n * sdn + pixels * sds + channels * sdc,
                      dx.to(dx_ptr.dtype.element_ty), mask=tile)
     if PIXEL == 2:

@@ -145,7 +145,7 @@ def _softmax_kernel(
                 if WANT_LOSS:
                     qx_sum += q * x
             if HAS_COEF:  # s_c = A + B t (no L1 term here); the p argument is unused
-                slope = statistics_slope(coef_ptr, n, N, C, c, x, t, ACC, False)
+                slope = statistics_slope(coef_ptr, n, N, C, c, c < C, x, t, ACC, False)
                 slope_sum = tl.where(grows, slope_sum * e + slope, slope_sum + e * slope)
         x_class += sxc
         t_class += stc
@@ -182,7 +182,8 @@ def _softmax_kernel(
                 if CE_GRAD:
                     r += gv * r_ce
                 if HAS_COEF:
-                    r += v * p * statistics_slope(coef_ptr, n, N, C, c, p, t, ACC, L1)
+                    r += v * p * statistics_slope(coef_ptr, n, N, C, c, c < C, p, t, ACC,
+                                                      L1)
                 r_total += r
 
     if PIXEL == 1:
@@ -213,7 +214,8 @@ def _softmax_kernel(
                                          tiny, ACC, HAS_SCALE, FOCAL)
                 r += gv * r_ce
             if HAS_COEF:
-                r += v * p * statistics_slope(coef_ptr, n, N, C, c, p, t, ACC, L1)
+                r += v * p * statistics_slope(coef_ptr, n, N, C, c, c < C, p, t, ACC,
+                                                      L1)
             dx = r - p * r_total
             tl.store(dx_row + c.to(tl.int64) * sdc, dx.to(dx_ptr.dtype.element_ty), mask=inside)
 
@@ -295,13 +297,8 @@ def _softmax_rows_kernel(
                      mask=valid)
     if GRAD != 0:
         if HAS_COEF:
-            row = coef_ptr + n * C + classes
-            slope = (tl.load(row, mask=valid, other=0.0).to(ACC)[None, :]
-                     + tl.load(row + N * C, mask=valid, other=0.0).to(ACC)[None, :] * t)
-            if L1:
-                l1 = tl.load(row + 2 * N * C, mask=valid, other=0.0).to(ACC)[None, :]
-                slope += l1 * tl.where(p > t, 1.0, tl.where(p < t, -1.0, 0.0))
-            r += v[:, None] * p * slope
+            r += v[:, None] * p * statistics_slope(coef_ptr, n, N, C, classes[None, :],
+                                                   valid[None, :], p, t, ACC, L1)
         dx = r - p * tl.sum(r, axis=1)[:, None]
         tl.store(dx_ptr + n * sdn + pixels[:, None] * sds + classes[None, :] * sdc,
                  dx.to(dx_ptr.dtype.element_ty), mask=tile)
