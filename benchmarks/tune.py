@@ -7,6 +7,7 @@ kernels one call launches and their time, to show what outside the main kernel c
 
     python benchmarks/tune.py                       # the default sweep
     python benchmarks/tune.py --blocks 512,1024 --warps 4,8 --profile
+    python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --pixel-tile 0,16,32
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ CASES = [
     ("CE 2-D bf16 channels_last", (16, 19, 512, 1024), torch.bfloat16, True, "ce",
      lambda x, y, t: sl.cross_entropy(x, y, impl="triton", validate=False)),
     ("CE 2-D fp32 channels_last C=4", (16, 4, 512, 1024), torch.float32, True, "ce",
+     lambda x, y, t: sl.cross_entropy(x, y, impl="triton", validate=False)),
+    ("CE 2-D fp32 C=4", (16, 4, 512, 1024), torch.float32, False, "ce",
      lambda x, y, t: sl.cross_entropy(x, y, impl="triton", validate=False)),
     ("Dice+CE 2-D bf16 channels_last", (16, 19, 512, 1024), torch.bfloat16, True, "dice_ce",
      lambda x, y, t: sl.dice_ce_loss(x, y, impl="triton", validate=False)),
@@ -95,6 +98,9 @@ def main() -> None:
     parser.add_argument("--cases", default="", help="comma-separated case names (exact)")
     parser.add_argument("--stats-warps", default="0",
                         help="STATS_WARPS values (0: the statistics pass uses --warps)")
+    parser.add_argument("--pixel-tile", default=str(_common.PIXEL_TILE_VALUES),
+                        help="PIXEL_TILE_VALUES values (0: NCHW logits walk the classes; "
+                             "16, 32, ...: few classes are read in whole tiles)")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
@@ -104,36 +110,38 @@ def main() -> None:
     warps = [int(w) for w in args.warps.split(",")]
     unrolls = [int(u) for u in args.unroll.split(",")]
     stats_warps = [int(w) for w in args.stats_warps.split(",")]
+    tile_values = [int(v) for v in args.pixel_tile.split(",")]
     wanted = [c for c in args.cases.split(",") if c]
     defaults = (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL, _common.ROWS_ELEMENTS,
-                _common.STATS_WARPS)
+                _common.STATS_WARPS, _common.PIXEL_TILE_VALUES)
     print(f"copy bandwidth {bandwidth / 1e12:.2f} TB/s; defaults MAX_BLOCK={defaults[0]}, "
           f"MAX_WARPS={defaults[1]}, UNROLL={defaults[2]}, ROWS_ELEMENTS={defaults[3]} "
           "(channels_last rows: ROWS_ELEMENTS = 4 x BLOCK in the sweep)", flush=True)
-    print("| case | BLOCK | warps | unroll | stats warps | GPU ms (graph) | % of roofline "
-          "| eager ms |\n|---|---|---|---|---|---|---|---|")
+    print("| case | BLOCK | warps | unroll | stats warps | pixel tile | GPU ms (graph) "
+          "| % of roofline | eager ms |\n|---|---|---|---|---|---|---|---|---|")
     for name, shape, dtype, channels_last, kind, call in CASES:
         if wanted and name not in wanted:
             continue
         x, labels, onehot = tensors(shape, dtype, channels_last, device)
         roofline_ms = roofline_bytes(kind, x, labels, onehot) / bandwidth * 1e3
         bound = (lambda c, y, t: lambda z: c(z, y, t))(call, labels, onehot)
-        for block, warp, unroll, stats_warp in itertools.product(blocks, warps, unrolls,
-                                                                 stats_warps):
-            _common.STATS_WARPS = stats_warp
+        for block, warp, unroll, stats_warp, tile in itertools.product(
+                blocks, warps, unrolls, stats_warps, tile_values):
+            _common.STATS_WARPS, _common.PIXEL_TILE_VALUES = stats_warp, tile
+            setting = f"| {name} | {block} | {warp} | {unroll} | {stats_warp} | {tile} |"
             # BLOCK: pixels per program, or logits per program for class-contiguous rows
             _common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL = block, warp, unroll
             _common.ROWS_ELEMENTS = block * 4 if channels_last else _common.ROWS_ELEMENTS
             try:
                 timing, _ = measure(bound, x, device, args.repeat)
                 ms = timing.graph or timing.eager
-                print(f"| {name} | {block} | {warp} | {unroll} | {stats_warp} | {ms:.3f} | "
-                      f"{100 * roofline_ms / ms:.0f} % | {timing.eager:.3f} |", flush=True)
+                print(f"{setting} {ms:.3f} | {100 * roofline_ms / ms:.0f} % | "
+                      f"{timing.eager:.3f} |", flush=True)
             except Exception as error:  # a geometry that fails to compile is reported
-                print(f"| {name} | {block} | {warp} | {unroll} | {stats_warp} | failed: "
-                      f"{type(error).__name__}: {str(error)[:60]} | |", flush=True)
+                print(f"{setting} failed: {type(error).__name__}: {str(error)[:60]} | |",
+                      flush=True)
         (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL, _common.ROWS_ELEMENTS,
-         _common.STATS_WARPS) = defaults
+         _common.STATS_WARPS, _common.PIXEL_TILE_VALUES) = defaults
         if args.profile:
             print(f"{name} (roofline {roofline_ms:.3f} ms)\n{profile(bound, x)}", flush=True)
         del x, labels, onehot

@@ -63,7 +63,31 @@ def test_case_table_class_contiguous(case):
 
 
 @pytest.mark.parametrize("case", LOGIT_CASES, ids=lambda c: c.id)
-def test_case_table_float32(case):
+def test_case_table_pixel_tiles(case, monkeypatch):
+    """The same table with pixel-contiguous logits read in whole ``[pixels, classes]`` tiles
+    (``PIXEL_TILE_VALUES`` raised so that every class count here takes them)."""
+    from seglosses.triton import _common, softmax
+
+    monkeypatch.setattr(_common, "PIXEL_TILE_VALUES", 256)
+    tiles = []
+    monkeypatch.setattr(softmax, "pixel_tile",
+                        lambda x, axis, **k: tiles.append(_common.pixel_tile(x, axis, **k))
+                        or tiles[-1])
+    x, target, kwargs = make_case(case)
+    (loss, grad), (ref, ref_grad) = _both(case.loss, to_torch(x), to_torch(target),
+                                          torch_kwargs(kwargs))
+    np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-10, atol=1e-12)
+    assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
+    if case.shape[1] > 1:  # every softmax launch over pixel-contiguous logits took a tile
+        assert all(tiles), tiles
+
+
+@pytest.mark.parametrize("tile_values", [0, 256], ids=["class_loop", "pixel_tiles"])
+@pytest.mark.parametrize("case", LOGIT_CASES, ids=lambda c: c.id)
+def test_case_table_float32(case, tile_values, monkeypatch):
+    from seglosses.triton import _common
+
+    monkeypatch.setattr(_common, "PIXEL_TILE_VALUES", tile_values)
     x, target, kwargs = make_case(case)
     (loss, grad), (ref, ref_grad) = _both(case.loss, to_torch(x), to_torch(target, torch.float32),
                                           torch_kwargs(kwargs, torch.float32), torch.float32,
@@ -115,7 +139,11 @@ GEOMETRY = [
     ("dice_loss", {"aggregate": "batch"}),
     ("dice_ce_loss", {"ignore_index": 255, "lambda_ce": 0.5}),
 ])
-def test_kernel_geometry(shape, loss_name, options):
+@pytest.mark.parametrize("tile_values", [0, 256], ids=["class_loop", "pixel_tiles"])
+def test_kernel_geometry(shape, loss_name, options, tile_values, monkeypatch):
+    from seglosses.triton import _common
+
+    monkeypatch.setattr(_common, "PIXEL_TILE_VALUES", tile_values)
     x = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 3
     target = _labels((shape[0], *shape[2:]), shape[1], torch.int64)
     if "ignore_index" in options:
@@ -412,6 +440,27 @@ def test_gpu_benchmark_script_runs(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "| seglosses.dice_ce_loss [triton] |" in done.stdout
     assert "failed" not in done.stdout
+
+
+def test_static_report_runs():
+    """benchmarks/static.py --smoke: the launches of one call are recorded, compiled for sm_90
+    and read back (registers, loads, layout) with no GPU, for both NCHW paths."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).parents[1] / "benchmarks" / "static.py"
+    env = dict(os.environ, TRITON_INTERPRET="0", TRITON_DEFAULT_FP_FUSION="1")
+    done = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line.split(" | ") for line in done.stdout.splitlines() if "_kernel" in line]
+    kernels_seen = {(row[1], row[3]) for row in rows}
+    assert ("0", "_softmax_kernel") in kernels_seen
+    assert ("32", "_softmax_rows_kernel") in kernels_seen
+    tile = next(row for row in rows if row[3] == "_softmax_rows_kernel")
+    assert tile[7] == "0" and tile[-1].startswith("in thread"), tile  # no spill, no split
 
 
 def test_every_kernel_variant_compiles_for_sm90():

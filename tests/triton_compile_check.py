@@ -11,8 +11,10 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
+import re
 import sys
 
+import torch
 import triton
 import triton.language as tl
 from triton.backends.compiler import GPUTarget
@@ -28,16 +30,67 @@ PASSES = [(1, True, 0, False, False), (2, True, 0, False, False), (0, False, 1, 
           (0, False, 1, False, True), (2, False, 2, False, False), (2, False, 0, False, False)]
 
 
-def compile_variant(kernel, pointer_types, constants) -> str:
+def compile_variant(kernel, pointer_types, constants, num_warps=4, aligned=(),
+                    check=None) -> str:
+    """Lower one specialisation to PTX; ``aligned`` names the arguments the JIT would see as
+    16-byte aligned, ``check`` looks at the compiled kernel (an error message or None)."""
     signature = {name: "constexpr" if name in constants else
                  pointer_types.get(name, "*fp32" if name.endswith("_ptr") else "i32")
                  for name in kernel.arg_names}
+    attrs = {(kernel.arg_names.index(name),): [["tt.divisibility", 16]] for name in aligned}
     try:
-        triton.compile(ASTSource(fn=kernel, signature=signature, constexprs=constants),
-                       target=TARGET)
+        compiled = triton.compile(
+            ASTSource(fn=kernel, signature=signature, constexprs=constants, attrs=attrs),
+            target=TARGET, options={"num_warps": num_warps})
     except Exception as error:  # reported, and the exit code says so
         return f"FAIL {type(error).__name__}: {str(error)[-600:]}"
-    return "OK"
+    problem = check(compiled) if check else None
+    return f"FAIL layout: {problem}" if problem else "OK"
+
+
+BLOCKED = re.compile(r"#ttg\.blocked<\{sizePerThread = \[(\d+), (\d+)\], threadsPerWarp = "
+                     r"\[(\d+), (\d+)\], warpsPerCTA = \[(\d+), (\d+)\], order = \[0, 1\]\}>")
+
+
+def classes_in_thread(vector):
+    """The check of a pixel tile: every ``[pixels, classes]`` layout that spreads pixels over
+    lanes or warps keeps the class axis inside one thread, and the tile is read in whole
+    vectors of ``vector`` pixels."""
+
+    def check(compiled):
+        layouts = {tuple(map(int, m)) for m in BLOCKED.findall(compiled.asm["ttgir"])}
+        # a layout spreading pixels over lanes or warps must not spread classes too
+        split = [m for m in layouts if (m[2] > 1 or m[4] > 1) and (m[3] > 1 or m[5] > 1)]
+        if split or not any(m[0] == vector for m in layouts):
+            return f"class axis split or no {vector}-pixel vectors: {sorted(layouts)}"
+        return None
+
+    return check
+
+
+# the launcher's pixel-tile geometry is checked at the budget that tune.py tries first
+TILE_BUDGET = 32
+
+
+def pixel_tile_job(name, types, constants):
+    """The row-tile kernel over NCHW logits at the geometry ``_common.pixel_tile`` picks for
+    the most classes the budget admits, with unit pixel strides and aligned rows (as the JIT
+    specialises a contiguous tensor), and the layout check."""
+    dtype = torch.bfloat16 if types["x_ptr"] == "*bf16" else torch.float32
+    vector = 16 // dtype.itemsize
+    classes = TILE_BUDGET // vector
+    old, _common.PIXEL_TILE_VALUES = _common.PIXEL_TILE_VALUES, TILE_BUDGET
+    try:
+        block, padded, warps = _common.pixel_tile(
+            torch.empty((2, classes, 1 << 16), dtype=dtype, device="meta"), 1,
+            stats=constants["STATS"])
+    finally:
+        _common.PIXEL_TILE_VALUES = old
+    unit = dict(sxs=1, sds=1, sts=1, svs=1, sgs=1)  # every pixel axis contiguous
+    aligned = ("x_ptr", "t_ptr", "dx_ptr", "sxn", "sxc", "sdn", "sdc", "stn", "stc", "S")
+    return (f"softmax pixel tile C={classes} BLOCK={block} warps={warps} {name}",
+            softmax._softmax_rows_kernel, types, dict(constants, **unit, BLOCK=block, CP=padded),
+            dict(num_warps=warps, aligned=aligned, check=classes_in_thread(vector)))
 
 
 def variants():
@@ -56,6 +109,8 @@ def variants():
         if x_type != "*fp64":  # the row-tile kernel of class-contiguous logits
             jobs.append((f"softmax rows {name}", softmax._softmax_rows_kernel, types,
                          dict(constants, BLOCK=64, CP=32)))
+        if x_type != "*fp64" and not focal:  # ... and of few pixel-contiguous classes
+            jobs.append(pixel_tile_job(name, types, constants))
     for target_type, focal, (pixel, stats, grad, has_g, has_coef), channels in \
             itertools.product(["*u8", "*fp32"], [False, True], PASSES, [1, 32]):
         if channels > 1 and target_type != "*u8":
@@ -92,8 +147,8 @@ JOBS = variants()
 
 
 def _compile(index: int) -> str:
-    _, kernel, types, constants = JOBS[index]
-    return compile_variant(kernel, types, constants)
+    _, kernel, types, constants, *options = JOBS[index]
+    return compile_variant(kernel, types, constants, **(options[0] if options else {}))
 
 
 def main() -> int:

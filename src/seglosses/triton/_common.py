@@ -57,6 +57,32 @@ def row_tile(x: torch.Tensor, axis: int) -> tuple[int, int] | None:
     return max(16, min(ROWS_ELEMENTS // padded, triton.next_power_of_2(max(spatial, 1)))), padded
 
 
+# pixel-contiguous logits (NCHW) with few classes can take the same row-tile kernel: each
+# logit is then read once instead of once per class walk. Triton lays a [pixels, classes] tile
+# out with the pixel axis across lanes and warps; the class axis stays inside each thread (its
+# reductions need no shuffle or shared memory) only when the tile's pixels fill every lane of
+# every warp with one whole 16-byte vector, BLOCK = vector x 32 x warps. A thread then holds
+# CP x vector logits; PIXEL_TILE_VALUES caps that (0: such logits always walk the classes).
+# Off until measured on a GPU: `benchmarks/tune.py --pixel-tile 0,16,32`.
+PIXEL_TILE_VALUES = 0
+
+
+def pixel_tile(x: torch.Tensor, axis: int, *, stats: bool = False
+               ) -> tuple[int, int, int] | None:
+    """``(BLOCK, CP, num_warps)`` of the row-tile kernel for the 3-D view ``x`` when its pixel
+    axis is the contiguous one and a thread's share of the tile fits ``PIXEL_TILE_VALUES``;
+    None otherwise (the class loop). A statistics pass takes ``STATS_WARPS`` warps, if set
+    (its column sums cross warps through shared memory)."""
+    classes, spatial = x.shape[axis], x.shape[3 - axis]
+    padded = triton.next_power_of_2(max(classes, 1))
+    vector = max(1, 16 // x.element_size())
+    if x.stride(3 - axis) != 1 or classes < 2 or padded * vector > PIXEL_TILE_VALUES:
+        return None
+    warps = STATS_WARPS if stats and STATS_WARPS else MAX_WARPS
+    block = min(vector * 32 * warps, max(16, triton.next_power_of_2(max(spatial, 1))))
+    return block, padded, max(1, min(warps, block // (32 * vector)))
+
+
 def ncs_strides(t: torch.Tensor | None, axis: int) -> tuple[int, int, int]:
     """Strides (image, class, pixel) of a 3-D arrangement with its class axis at ``axis``."""
     if t is None:

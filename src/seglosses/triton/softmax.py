@@ -43,6 +43,7 @@ from ._common import (
     ncs_strides,
     params,
     pixel_strides,
+    pixel_tile,
     result_dtype,
     row_tile,
     setup_fused,
@@ -231,10 +232,12 @@ def _softmax_rows_kernel(
         GRAD: tl.constexpr, HAS_G: tl.constexpr, HAS_COEF: tl.constexpr,
         WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr, SECOND: tl.constexpr,
         ACC: tl.constexpr, BLOCK: tl.constexpr, CP: tl.constexpr):
-    """The same computation for class-contiguous logits (channels_last, class_dim=-1): a
-    ``[BLOCK pixels, CP ≥ C classes]`` tile read and written row by row in one piece, so
-    every access is contiguous (per-class loads would stride by C elements). The class
-    reductions are row reductions; the statistics are column sums, one per quantity."""
+    """The same computation from one read of a ``[BLOCK pixels, CP ≥ C classes]`` tile: for
+    class-contiguous logits (channels_last, class_dim=-1) the tile is read row by row, so
+    every access is contiguous (per-class loads would stride by C elements); for few
+    pixel-contiguous classes (``_common.pixel_tile``) it is read column by column, once,
+    where the class loop reads every logit twice. The class reductions are row reductions;
+    the statistics are column sums, one per quantity."""
     eps, gamma, tiny = load_params(params_ptr, ACC)
     block = tl.program_id(0)
     n = tl.program_id(1).to(tl.int64)
@@ -320,10 +323,14 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
     num_classes = x.shape[axis]
     spatial = x.shape[3 - axis]
     out_dtype = result_dtype(x.dtype)
-    rows = row_tile(x, axis)  # class-contiguous logits: whole rows per tile
-    block, warps, unroll = geometry(spatial, stats=stats and not rows)
-    if rows:
-        block, padded = rows
+    block, warps, unroll = geometry(spatial, stats=stats)
+    tile = row_tile(x, axis)  # class-contiguous logits: whole rows per tile
+    if tile:
+        (block, padded), warps = tile, geometry(spatial)[1]
+    else:  # few pixel-contiguous classes: whole tiles too, if enabled
+        tile = pixel_tile(x, axis, stats=stats)
+        if tile:
+            block, padded, warps = tile
     programs = triton.cdiv(spatial, block)
     target = labels if labels is not None else dense
     pixel_out = part = dx = None
@@ -348,7 +355,7 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
         sdn, sdc, sds = ncs_strides(dx, axis)
         holder = dummy(x)
         kernel, shape = _softmax_kernel, dict(BLOCK=block, UNROLL=unroll, num_warps=warps)
-        if rows:
+        if tile:
             kernel, shape = _softmax_rows_kernel, dict(BLOCK=block, CP=padded, num_warps=warps)
         kernel[(programs, n)](
             x, target, holder if v is None else v, holder if scale is None else scale,

@@ -1,0 +1,182 @@
+"""What the compiler makes of each launch, for an H100 (sm_90), without a GPU.
+
+Every Triton launch that one fwd+bwd call of a loss makes is recorded (the kernels are
+replaced by recorders, so nothing runs), specialised the way Triton's JIT specialises it (an
+integer equal to 1 becomes a constant; pointers and integers divisible by 16 are marked
+aligned), compiled to a cubin for sm_90 and read back with the ``cuobjdump`` that ships with
+Triton. Per launch: registers per thread, local memory (register spills), shared memory,
+the global loads by width, block barriers, and for the row-tile kernel whether every tile
+layout keeps the class axis inside one thread (a layout that spreads both pixels and classes
+over lanes or warps puts a shuffle or a shared-memory round trip in every class reduction).
+
+This is the static half of a kernel review: it says how many bytes a thread has in flight,
+whether registers spill and where a reduction leaves the thread, not how fast the kernel is.
+Times come from ``benchmarks/gpu.py`` and ``benchmarks/tune.py`` on a GPU.
+
+    TRITON_INTERPRET=0 python benchmarks/static.py                 # the issue's NCHW shapes
+    TRITON_INTERPRET=0 python benchmarks/static.py --pixel-tile 0,32
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import subprocess
+import tempfile
+
+import torch
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+import seglosses.torch as sl
+import seglosses.triton as kernels
+from seglosses.triton import _common, region, sigmoid, softmax
+
+TARGET = GPUTarget("cuda", 90, 32)
+TOOLS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
+POINTER_TYPES = {torch.float64: "*fp64", torch.float32: "*fp32", torch.bfloat16: "*bf16",
+                 torch.float16: "*fp16", torch.uint8: "*u8", torch.int8: "*i8",
+                 torch.int16: "*i16", torch.int32: "*i32", torch.int64: "*i64",
+                 torch.bool: "*i1"}
+
+# (name, logits shape with the spatial size cut to 64 KiB pixels: the geometry depends on the
+# class count, dtype and layout, not on the image size beyond one program, call)
+CASES = [
+    ("CE 2-D bf16 C=19", (1, 19, 256, 256), torch.bfloat16,
+     lambda x, y: sl.cross_entropy(x, y, impl="triton", validate=False)),
+    ("Dice+CE 2-D bf16 C=19", (1, 19, 256, 256), torch.bfloat16,
+     lambda x, y: sl.dice_ce_loss(x, y, impl="triton", validate=False)),
+    ("CE 3-D fp32 C=4", (1, 4, 32, 32, 64), torch.float32,
+     lambda x, y: sl.cross_entropy(x, y, impl="triton", validate=False)),
+    ("Dice+CE 3-D fp32 C=4", (1, 4, 32, 32, 64), torch.float32,
+     lambda x, y: sl.dice_ce_loss(x, y, impl="triton", validate=False)),
+    ("CE 3-D bf16 C=14", (1, 14, 32, 32, 64), torch.bfloat16,
+     lambda x, y: sl.cross_entropy(x, y, impl="triton", validate=False)),
+    ("CE 2-D bf16 C=2", (1, 2, 256, 256), torch.bfloat16,
+     lambda x, y: sl.cross_entropy(x, y, impl="triton", validate=False)),
+]
+SMOKE = [("CE tiny fp32 C=4", (1, 4, 16, 16), torch.float32, CASES[2][3])]
+
+
+class Recorder:
+    """Stands in for a ``@triton.jit`` kernel: ``kernel[grid](...)`` records the launch."""
+
+    def __init__(self, kernel, launches):
+        self.kernel, self.launches = kernel, launches
+
+    def __getitem__(self, grid):
+        def launch(*args, num_warps=4, **constants):
+            self.launches.append((self.kernel, args, constants, num_warps))
+        return launch
+
+
+def record(call, x, y) -> list:
+    """The launches of one fwd+bwd call, kernels not run."""
+    launches: list = []
+    patched = [(softmax, "_softmax_kernel"), (softmax, "_softmax_rows_kernel"),
+               (sigmoid, "_sigmoid_kernel"), (region, "_finalize_kernel"),
+               (_common, "_scale_kernel")]
+    saved = [(module, name, getattr(module, name)) for module, name in patched]
+    runs_on = kernels.runs_on
+    try:
+        for module, name, kernel in saved:
+            setattr(module, name, Recorder(kernel, launches))
+        kernels.runs_on = lambda tensor: True  # CPU tensors stand in for CUDA ones
+        x = x.detach().requires_grad_()
+        call(x, y).backward()
+    finally:
+        for module, name, kernel in saved:
+            setattr(module, name, kernel)
+        kernels.runs_on = runs_on
+    return launches
+
+
+def specialise(kernel, args, constants):
+    """Signature, constants and alignment attributes as Triton's JIT derives them."""
+    signature, constexprs, attrs = {}, dict(constants), {}
+    for index, (name, value) in enumerate(zip(kernel.arg_names[:len(args)], args, strict=True)):
+        if isinstance(value, torch.Tensor):
+            signature[name] = POINTER_TYPES[value.dtype]
+            aligned = value.data_ptr() % 16 == 0
+        elif isinstance(value, bool) or value is None:
+            signature[name], constexprs[name], aligned = "constexpr", value, False
+        elif isinstance(value, int):
+            if value == 1:
+                signature[name], constexprs[name], aligned = "constexpr", 1, False
+            else:
+                signature[name] = "i32" if -2**31 <= value < 2**31 else "i64"
+                aligned = value % 16 == 0
+        else:
+            signature[name], aligned = "fp32", False
+        if aligned:
+            attrs[(index,)] = [["tt.divisibility", 16]]
+    for name in kernel.arg_names[len(args):]:
+        signature[name] = "constexpr"
+    return signature, constexprs, attrs
+
+
+def examine(kernel, args, constants, num_warps) -> dict:
+    signature, constexprs, attrs = specialise(kernel, args, constants)
+    compiled = triton.compile(ASTSource(fn=kernel, signature=signature, constexprs=constexprs,
+                                        attrs=attrs), target=TARGET,
+                              options={"num_warps": num_warps})
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
+        cubin.write(compiled.asm["cubin"])
+        cubin.flush()
+        usage = subprocess.run([os.path.join(TOOLS, "cuobjdump"), "-res-usage", cubin.name],
+                               capture_output=True, text=True, check=True).stdout
+        sass = subprocess.run([os.path.join(TOOLS, "cuobjdump"), "-sass", cubin.name],
+                              capture_output=True, text=True, check=True).stdout
+    found = re.search(r"REG:(\d+).*?SHARED:(\d+).*?LOCAL:(\d+)", usage)
+    widths = collections.Counter(re.findall(r"\bLDG\.E(?:\.(128|64|U8|U16|S8|S16))?", sass))
+    layouts = re.findall(r"sizePerThread = \[\d+, \d+\], threadsPerWarp = \[(\d+), (\d+)\], "
+                         r"warpsPerCTA = \[(\d+), (\d+)\], order = \[0, 1\]",
+                         compiled.asm["ttgir"])
+    split = any((int(a) > 1 or int(c) > 1) and (int(b) > 1 or int(d) > 1)
+                for a, b, c, d in layouts)
+    return dict(registers=int(found.group(1)), shared=int(found.group(2)),
+                local=int(found.group(3)),
+                loads=", ".join(f"{count}×{width or 32}" for width, count in
+                                sorted(widths.items(), key=lambda item: item[0])),
+                barriers=len(re.findall(r"\bBAR\.SYNC", sass)),
+                classes="split" if split else ("in thread" if layouts else "-"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pixel-tile", default=f"0,{2 * 16}",
+                        help="PIXEL_TILE_VALUES settings to compare (0: the class loop)")
+    parser.add_argument("--smoke", action="store_true", help="one tiny case")
+    args = parser.parse_args()
+    if kernels.interpreting():
+        parser.error("run with TRITON_INTERPRET=0: the kernels are compiled, not interpreted")
+    default = _common.PIXEL_TILE_VALUES
+    print(f"sm_90 via triton {triton.__version__}, torch {torch.__version__}; registers are per "
+          "thread (255 at most; local memory > 0 is a spill)")
+    print("| case | pixel tile | launch | kernel | BLOCK | warps | registers | local B "
+          "| shared B | global loads (count×bits) | barriers | class axis |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, shape, dtype, call in SMOKE if args.smoke else CASES:
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn(shape, generator=generator).to(dtype)
+        y = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=generator,
+                          dtype=torch.uint8)
+        for tile in (int(v) for v in args.pixel_tile.split(",")):
+            _common.PIXEL_TILE_VALUES = tile
+            try:
+                launches = record(call, x, y)
+            finally:
+                _common.PIXEL_TILE_VALUES = default
+            for index, (kernel, arguments, constants, warps) in enumerate(launches):
+                seen = examine(kernel, arguments, constants, warps)
+                print(f"| {name} | {tile} | {index} | {kernel.__name__} | "
+                      f"{constants.get('BLOCK', '-')} | {warps} | {seen['registers']} | "
+                      f"{seen['local']} | {seen['shared']} | {seen['loads']} | "
+                      f"{seen['barriers']} | {seen['classes']} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
