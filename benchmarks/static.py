@@ -42,23 +42,25 @@ POINTER_TYPES = {torch.float64: "*fp64", torch.float32: "*fp32", torch.bfloat16:
                  torch.int16: "*i16", torch.int32: "*i32", torch.int64: "*i64",
                  torch.bool: "*i1"}
 
-# (name, logits shape with the spatial size cut to 64 KiB pixels: the geometry depends on the
-# class count, dtype and layout, not on the image size beyond one program, call)
+# (name, logits shape with the spatial size cut to 64 Ki pixels: the geometry depends on the
+# class count, dtype and layout, not on the image size beyond one program; channels_last; call)
+CE = (lambda x, y, t: sl.cross_entropy(x, y, impl="triton", validate=False))
+DICE_CE = (lambda x, y, t: sl.dice_ce_loss(x, y, impl="triton", validate=False))
+BCE = (lambda x, y, t: sl.binary_cross_entropy(x, t, mode="multilabel", impl="triton",
+                                               validate=False))
 CASES = [
-    ("CE 2-D bf16 C=19", (1, 19, 256, 256), torch.bfloat16,
-     lambda x, y: sl.cross_entropy(x, y, impl="triton", validate=False)),
-    ("Dice+CE 2-D bf16 C=19", (1, 19, 256, 256), torch.bfloat16,
-     lambda x, y: sl.dice_ce_loss(x, y, impl="triton", validate=False)),
-    ("CE 3-D fp32 C=4", (1, 4, 32, 32, 64), torch.float32,
-     lambda x, y: sl.cross_entropy(x, y, impl="triton", validate=False)),
-    ("Dice+CE 3-D fp32 C=4", (1, 4, 32, 32, 64), torch.float32,
-     lambda x, y: sl.dice_ce_loss(x, y, impl="triton", validate=False)),
-    ("CE 3-D bf16 C=14", (1, 14, 32, 32, 64), torch.bfloat16,
-     lambda x, y: sl.cross_entropy(x, y, impl="triton", validate=False)),
-    ("CE 2-D bf16 C=2", (1, 2, 256, 256), torch.bfloat16,
-     lambda x, y: sl.cross_entropy(x, y, impl="triton", validate=False)),
+    ("CE 2-D bf16 C=19", (1, 19, 256, 256), torch.bfloat16, False, CE),
+    ("Dice+CE 2-D bf16 C=19", (1, 19, 256, 256), torch.bfloat16, False, DICE_CE),
+    ("BCE multilabel 2-D bf16 C=19", (1, 19, 256, 256), torch.bfloat16, False, BCE),
+    ("CE 2-D bf16 channels_last C=19", (1, 19, 256, 256), torch.bfloat16, True, CE),
+    ("CE 2-D fp32 channels_last C=4", (1, 4, 256, 256), torch.float32, True, CE),
+    ("BCE multilabel 2-D fp32 channels_last C=4", (1, 4, 256, 256), torch.float32, True, BCE),
+    ("CE 3-D fp32 C=4", (1, 4, 32, 32, 64), torch.float32, False, CE),
+    ("Dice+CE 3-D fp32 C=4", (1, 4, 32, 32, 64), torch.float32, False, DICE_CE),
+    ("CE 3-D bf16 C=14", (1, 14, 32, 32, 64), torch.bfloat16, False, CE),
+    ("CE 2-D bf16 C=2", (1, 2, 256, 256), torch.bfloat16, False, CE),
 ]
-SMOKE = [("CE tiny fp32 C=4", (1, 4, 16, 16), torch.float32, CASES[2][3])]
+SMOKE = [("CE tiny fp32 C=4", (1, 4, 16, 16), torch.float32, False, CE)]
 
 
 class Recorder:
@@ -73,7 +75,7 @@ class Recorder:
         return launch
 
 
-def record(call, x, y) -> list:
+def record(call, x, y, t) -> list:
     """The launches of one fwd+bwd call, kernels not run."""
     launches: list = []
     patched = [(softmax, "_softmax_kernel"), (softmax, "_softmax_rows_kernel"),
@@ -86,7 +88,7 @@ def record(call, x, y) -> list:
             setattr(module, name, Recorder(kernel, launches))
         kernels.runs_on = lambda tensor: True  # CPU tensors stand in for CUDA ones
         x = x.detach().requires_grad_()
-        call(x, y).backward()
+        call(x, y, t).backward()
     finally:
         for module, name, kernel in saved:
             setattr(module, name, kernel)
@@ -159,15 +161,18 @@ def main() -> None:
     print("| case | pixel tile | launch | kernel | BLOCK | warps | registers | local B "
           "| shared B | global loads (count×bits) | barriers | class axis |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for name, shape, dtype, call in SMOKE if args.smoke else CASES:
+    for name, shape, dtype, channels_last, call in SMOKE if args.smoke else CASES:
         generator = torch.Generator().manual_seed(0)
         x = torch.randn(shape, generator=generator).to(dtype)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         y = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=generator,
                           dtype=torch.uint8)
+        t = torch.randint(0, 2, shape, generator=generator, dtype=torch.uint8)
         for tile in (int(v) for v in args.pixel_tile.split(",")):
             _common.PIXEL_TILE_VALUES = tile
             try:
-                launches = record(call, x, y)
+                launches = record(call, x, y, t)
             finally:
                 _common.PIXEL_TILE_VALUES = default
             for index, (kernel, arguments, constants, warps) in enumerate(launches):

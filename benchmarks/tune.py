@@ -8,6 +8,7 @@ kernels one call launches and their time, to show what outside the main kernel c
     python benchmarks/tune.py                       # the default sweep
     python benchmarks/tune.py --blocks 512,1024 --warps 4,8 --profile
     python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --pixel-tile 0,16,32
+    python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --dense-rows 0,1
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ CASES = [
      lambda x, y, t: sl.cross_entropy(x, y, impl="triton", validate=False)),
     ("CE 2-D fp32 channels_last C=4", (16, 4, 512, 1024), torch.float32, True, "ce",
      lambda x, y, t: sl.cross_entropy(x, y, impl="triton", validate=False)),
+    ("BCE multilabel 2-D fp32 channels_last C=4", (16, 4, 512, 1024), torch.float32, True,
+     "bce", lambda x, y, t: sl.binary_cross_entropy(x, t, mode="multilabel", impl="triton",
+                                                    validate=False)),
     ("CE 2-D fp32 C=4", (16, 4, 512, 1024), torch.float32, False, "ce",
      lambda x, y, t: sl.cross_entropy(x, y, impl="triton", validate=False)),
     ("Dice+CE 2-D bf16 channels_last", (16, 19, 512, 1024), torch.bfloat16, True, "dice_ce",
@@ -101,6 +105,9 @@ def main() -> None:
     parser.add_argument("--pixel-tile", default=str(_common.PIXEL_TILE_VALUES),
                         help="PIXEL_TILE_VALUES values (0: NCHW logits walk the classes; "
                              "16, 32, ...: few classes are read in whole tiles)")
+    parser.add_argument("--dense-rows", default=str(int(_common.DENSE_ROWS)),
+                        help="DENSE_ROWS values (1: channels_last rows of a power-of-two C "
+                             "read as one span; 0: per-class strides)")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
@@ -111,24 +118,28 @@ def main() -> None:
     unrolls = [int(u) for u in args.unroll.split(",")]
     stats_warps = [int(w) for w in args.stats_warps.split(",")]
     tile_values = [int(v) for v in args.pixel_tile.split(",")]
+    dense = [bool(int(v)) for v in args.dense_rows.split(",")]
     wanted = [c for c in args.cases.split(",") if c]
     defaults = (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL, _common.ROWS_ELEMENTS,
-                _common.STATS_WARPS, _common.PIXEL_TILE_VALUES)
+                _common.STATS_WARPS, _common.PIXEL_TILE_VALUES, _common.DENSE_ROWS)
     print(f"copy bandwidth {bandwidth / 1e12:.2f} TB/s; defaults MAX_BLOCK={defaults[0]}, "
           f"MAX_WARPS={defaults[1]}, UNROLL={defaults[2]}, ROWS_ELEMENTS={defaults[3]} "
           "(channels_last rows: ROWS_ELEMENTS = 4 x BLOCK in the sweep)", flush=True)
-    print("| case | BLOCK | warps | unroll | stats warps | pixel tile | GPU ms (graph) "
-          "| % of roofline | eager ms |\n|---|---|---|---|---|---|---|---|---|")
+    print("| case | BLOCK | warps | unroll | stats warps | pixel tile | dense rows "
+          "| GPU ms (graph) | % of roofline | eager ms |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
     for name, shape, dtype, channels_last, kind, call in CASES:
         if wanted and name not in wanted:
             continue
         x, labels, onehot = tensors(shape, dtype, channels_last, device)
         roofline_ms = roofline_bytes(kind, x, labels, onehot) / bandwidth * 1e3
         bound = (lambda c, y, t: lambda z: c(z, y, t))(call, labels, onehot)
-        for block, warp, unroll, stats_warp, tile in itertools.product(
-                blocks, warps, unrolls, stats_warps, tile_values):
+        for block, warp, unroll, stats_warp, tile, rows in itertools.product(
+                blocks, warps, unrolls, stats_warps, tile_values, dense):
             _common.STATS_WARPS, _common.PIXEL_TILE_VALUES = stats_warp, tile
-            setting = f"| {name} | {block} | {warp} | {unroll} | {stats_warp} | {tile} |"
+            _common.DENSE_ROWS = rows
+            setting = (f"| {name} | {block} | {warp} | {unroll} | {stats_warp} | {tile} "
+                       f"| {int(rows)} |")
             # BLOCK: pixels per program, or logits per program for class-contiguous rows
             _common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL = block, warp, unroll
             _common.ROWS_ELEMENTS = block * 4 if channels_last else _common.ROWS_ELEMENTS
@@ -141,7 +152,7 @@ def main() -> None:
                 print(f"{setting} failed: {type(error).__name__}: {str(error)[:60]} | |",
                       flush=True)
         (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL, _common.ROWS_ELEMENTS,
-         _common.STATS_WARPS, _common.PIXEL_TILE_VALUES) = defaults
+         _common.STATS_WARPS, _common.PIXEL_TILE_VALUES, _common.DENSE_ROWS) = defaults
         if args.profile:
             print(f"{name} (roofline {roofline_ms:.3f} ms)\n{profile(bound, x)}", flush=True)
         del x, labels, onehot

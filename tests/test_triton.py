@@ -211,6 +211,41 @@ def test_layouts(layout, loss_name, mode):
     assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
 
 
+@pytest.mark.parametrize("classes", [2, 4, 8])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("loss_name,options", [
+    ("cross_entropy", {"mode": "multiclass"}),
+    ("focal_loss", {"mode": "multiclass", "gamma": 2.0, "reduction": "none"}),
+    ("dice_ce_loss", {"mode": "multiclass", "ignore_index": 255}),
+    ("binary_cross_entropy", {"mode": "multilabel", "label_smoothing": 0.1}),
+    ("dice_loss", {"mode": "multilabel"}),
+])
+def test_dense_rows(classes, batch, loss_name, options, monkeypatch):
+    """channels_last logits with a power-of-two class count: rows of C adjacent logits, read
+    as one span per tile (the DENSE path), against the torch path; a batch of one (whose
+    image stride a view may report as anything) included."""
+    from seglosses.triton import sigmoid, softmax
+
+    taken = []
+    for module in (softmax, sigmoid):
+        dense_rows = module.dense_rows
+        monkeypatch.setattr(module, "dense_rows", lambda *a, _f=dense_rows: taken.append(_f(*a))
+                            or taken[-1])
+    shape = (batch, classes, 5, 67)  # 335 pixels: several programs, the last one partial
+    x = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * 2
+    x = x.contiguous(memory_format=torch.channels_last)
+    if options["mode"] == "multiclass":
+        target = _labels((batch, 5, 67), classes, torch.uint8)
+        if "ignore_index" in options:
+            target[..., ::7] = 255
+    else:
+        target = _labels(shape, 2, torch.uint8)
+    (loss, grad), (ref, ref_grad) = _both(loss_name, x, target, options)
+    np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-10, atol=1e-12)
+    assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
+    assert taken and all(taken), taken
+
+
 @pytest.mark.parametrize("loss_name,mode", [("cross_entropy", "multiclass"),
                                             ("dice_ce_loss", "multiclass"),
                                             ("binary_cross_entropy", "multilabel")])

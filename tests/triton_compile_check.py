@@ -68,6 +68,45 @@ def classes_in_thread(vector):
     return check
 
 
+ROWS = re.compile(r"#ttg\.blocked<\{sizePerThread = \[\d+, (\d+)\], threadsPerWarp = "
+                  r"\[\d+, \d+\], warpsPerCTA = \[\d+, \d+\], order = \[1, 0\]\}>")
+
+
+def rows_vectorised(vector):
+    """The check of a dense row tile (channels_last, C a power of two): some layout with the
+    class axis fastest gives each thread ``vector`` classes, one 16-byte load."""
+
+    def check(compiled):
+        widths = {int(width) for width in ROWS.findall(compiled.asm["ttgir"])}
+        return None if vector in widths else f"no {vector}-class rows in {sorted(widths)}"
+
+    return check
+
+
+def dense_rows_jobs():
+    """The row tiles of channels_last logits whose rows are 16 bytes (fp32 C=4, bf16 C=8), as
+    the JIT specialises them (unit class strides, aligned pointers and image strides)."""
+    jobs = []
+    aligned = ("x_ptr", "t_ptr", "dx_ptr", "sxn", "sdn", "stn", "S")
+    for x_type, vector in (("*fp32", 4), ("*bf16", 8)):
+        types = {"x_ptr": x_type, "dx_ptr": x_type, "t_ptr": "*u8"}
+        for grad in (2, 1):
+            constants = dict(**softmax.flags(
+                index=True, has_v=False, has_scale=False, focal=False, pixel=2 if grad == 2 else 0,
+                stats=False, l1=False, grad=grad, has_g=False, has_coef=grad == 1),
+                ACC=tl.float32, BLOCK=1024 // vector, CP=vector, DENSE=True, sxc=1, sdc=1)
+            jobs.append((f"softmax dense rows x={x_type} C={vector} pass={grad}",
+                         softmax._softmax_rows_kernel, types, constants,
+                         dict(aligned=aligned, check=rows_vectorised(vector))))
+        constants = dict(HAS_V=False, HAS_PW=False, HAS_NW=False, HAS_ALPHA=False, FOCAL=False,
+                         PIXEL=2, STATS=False, L1=False, GRAD=2, HAS_G=False, HAS_COEF=False,
+                         WANT_LOSS=True, LOSS_GRAD=True, ACC=tl.float32, BLOCK=1024 // vector,
+                         CH=vector, UNROLL=2, DENSE=True, sxc=1, sdc=1, stc=1)
+        jobs.append((f"sigmoid dense rows x={x_type} C={vector}", sigmoid._sigmoid_kernel,
+                     types, constants, dict(aligned=aligned, check=rows_vectorised(vector))))
+    return jobs
+
+
 # the launcher's pixel-tile geometry is checked at the budget that tune.py tries first
 TILE_BUDGET = 32
 
@@ -89,7 +128,8 @@ def pixel_tile_job(name, types, constants):
     unit = dict(sxs=1, sds=1, sts=1, svs=1, sgs=1)  # every pixel axis contiguous
     aligned = ("x_ptr", "t_ptr", "dx_ptr", "sxn", "sxc", "sdn", "sdc", "stn", "stc", "S")
     return (f"softmax pixel tile C={classes} BLOCK={block} warps={warps} {name}",
-            softmax._softmax_rows_kernel, types, dict(constants, **unit, BLOCK=block, CP=padded),
+            softmax._softmax_rows_kernel, types,
+            dict(constants, **unit, BLOCK=block, CP=padded, DENSE=False),
             dict(num_warps=warps, aligned=aligned, check=classes_in_thread(vector)))
 
 
@@ -108,7 +148,7 @@ def variants():
                      dict(constants, BLOCK=1024, UNROLL=2)))
         if x_type != "*fp64":  # the row-tile kernel of class-contiguous logits
             jobs.append((f"softmax rows {name}", softmax._softmax_rows_kernel, types,
-                         dict(constants, BLOCK=64, CP=32)))
+                         dict(constants, BLOCK=64, CP=32, DENSE=False)))
         if x_type != "*fp64" and not focal:  # ... and of few pixel-contiguous classes
             jobs.append(pixel_tile_job(name, types, constants))
     for target_type, focal, (pixel, stats, grad, has_g, has_coef), channels in \
@@ -119,7 +159,7 @@ def variants():
                          PIXEL=pixel, STATS=stats, L1=stats, GRAD=grad, HAS_G=has_g,
                          HAS_COEF=has_coef, WANT_LOSS=pixel != 0,
                          LOSS_GRAD=grad == 2 or (grad == 1 and has_g), ACC=tl.float32,
-                         BLOCK=1024 // channels, CH=channels, UNROLL=2)
+                         BLOCK=1024 // channels, CH=channels, UNROLL=2, DENSE=False)
         types = {"x_ptr": "*bf16", "dx_ptr": "*bf16", "t_ptr": target_type}
         jobs.append((f"sigmoid target={target_type} focal={focal} pass={pixel}{grad} "
                      f"channels={channels}", sigmoid._sigmoid_kernel, types, constants))
@@ -136,6 +176,7 @@ def variants():
                      dict(L1=l1, BATCH=batch, ABSENT_INCLUDE=include, HAS_HP=has_hp,
                           HP_PER_CLASS=per_class, FIRST=int(include), HAS_W=True, MEAN=mean,
                           HAS_CE=has_ce, GAMMA_ONE=gamma_one, ACC=acc, NP=16, CP=32)))
+    jobs += dense_rows_jobs()
     for grad_type in ("*bf16", "*fp32"):
         jobs.append((f"scale {grad_type}", _common._scale_kernel,
                      {"grad_ptr": grad_type, "scale_ptr": "*fp32"},

@@ -57,6 +57,21 @@ def row_tile(x: torch.Tensor, axis: int) -> tuple[int, int] | None:
     return max(16, min(ROWS_ELEMENTS // padded, triton.next_power_of_2(max(spatial, 1)))), padded
 
 
+# row tiles of channels_last logits with a power-of-two class count are addressed as one
+# span (16-byte loads); False: per-class strides and a class mask, as for any other C (for
+# A/B timing: `benchmarks/tune.py --dense-rows 0,1`)
+DENSE_ROWS = True
+
+
+def dense_rows(t: torch.Tensor | None, axis: int, padded: int) -> bool:
+    """True when ``t`` (a 3-D view, or None: nothing to write) holds rows of exactly
+    ``padded`` adjacent classes, one pixel after another (channels_last with a power-of-two
+    class count): a row tile of it is one contiguous span."""
+    return DENSE_ROWS and (t is None or (
+        t.shape[axis] == padded and t.stride(axis) == 1
+        and (t.shape[3 - axis] == 1 or t.stride(3 - axis) == padded)))
+
+
 # pixel-contiguous logits (NCHW) with few classes can take the same row-tile kernel: each
 # logit is then read once instead of once per class walk. Triton lays a [pixels, classes] tile
 # out with the pixel axis across lanes and warps; the class axis stays inside each thread (its
@@ -83,20 +98,25 @@ def pixel_tile(x: torch.Tensor, axis: int, *, stats: bool = False
     return block, padded, max(1, min(warps, block // (32 * vector)))
 
 
+def _stride(t: torch.Tensor, dim: int) -> int:
+    """``t.stride(dim)``, and 0 along a dimension of size 1: its only index is 0, and a view
+    may carry any stride there (a channels_last batch of one views as (1, S, C) with image
+    stride C), which would hide from the compiler that every row starts 16-byte aligned."""
+    return 0 if t.shape[dim] == 1 else t.stride(dim)
+
+
 def ncs_strides(t: torch.Tensor | None, axis: int) -> tuple[int, int, int]:
     """Strides (image, class, pixel) of a 3-D arrangement with its class axis at ``axis``."""
     if t is None:
         return 0, 0, 0
-    if axis == 1:
-        return t.stride(0), t.stride(1), t.stride(2)
-    return t.stride(0), t.stride(2), t.stride(1)
+    return _stride(t, 0), _stride(t, axis), _stride(t, 3 - axis)
 
 
 def pixel_strides(t: torch.Tensor | None) -> tuple[int, int]:
     """Strides (image, pixel) of an (N, S) map; (0, 0) for a scalar broadcast to all."""
     if t is None or t.ndim == 0:
         return 0, 0
-    return t.stride(0), t.stride(1)
+    return _stride(t, 0), _stride(t, 1)
 
 
 def dummy(like: torch.Tensor) -> torch.Tensor:

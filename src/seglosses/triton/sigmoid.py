@@ -23,6 +23,7 @@ from ._common import (
     absent,
     accumulate_dtype,
     coefficient_table,
+    dense_rows,
     differentiable,
     distinct_outputs,
     dummy,
@@ -61,7 +62,8 @@ def _sigmoid_kernel(
         HAS_ALPHA: tl.constexpr, FOCAL: tl.constexpr, PIXEL: tl.constexpr,
         STATS: tl.constexpr, L1: tl.constexpr, GRAD: tl.constexpr, HAS_G: tl.constexpr,
         HAS_COEF: tl.constexpr, WANT_LOSS: tl.constexpr, LOSS_GRAD: tl.constexpr,
-        ACC: tl.constexpr, BLOCK: tl.constexpr, CH: tl.constexpr, UNROLL: tl.constexpr):
+        ACC: tl.constexpr, BLOCK: tl.constexpr, CH: tl.constexpr, UNROLL: tl.constexpr,
+        DENSE: tl.constexpr):
     """Elementwise over ``[BLOCK pixels, CH channels]`` tiles, walking the channels CH at a
     time: CH = 1 for pixel-contiguous logits (NCHW), all channels at once for
     channel-contiguous ones (channels_last), so every access is contiguous."""
@@ -79,8 +81,15 @@ def _sigmoid_kernel(
         valid = channels < C
         tile = inside[:, None] & valid[None, :]
         channels = channels.to(tl.int64)[None, :]
-        x = tl.load(x_ptr + n * sxn + pixels * sxs + channels * sxc, mask=tile,
-                    other=0.0).to(ACC)
+        if DENSE:  # one tile of rows of C = CH adjacent logits: one span, masked by pixel
+            #        only, so the compiler can prove whole 16-byte vectors
+            offsets = pixels * CH + tl.arange(0, CH).to(tl.int64)[None, :]
+            x_at, dx_at, x_mask = x_ptr + n * sxn + offsets, dx_ptr + n * sdn + offsets, \
+                inside[:, None]
+        else:
+            x_at, x_mask = x_ptr + n * sxn + pixels * sxs + channels * sxc, tile
+            dx_at = dx_ptr + n * sdn + pixels * sds + channels * sdc
+        x = tl.load(x_at, mask=x_mask, other=0.0).to(ACC)
         t = tl.load(t_ptr + n * stn + pixels * sts + channels * stc, mask=tile,
                     other=0).to(ACC)
         if HAS_V:
@@ -139,8 +148,7 @@ def _sigmoid_kernel(
             if HAS_COEF:
                 dx += v * statistics_slope(coef_ptr, n, N, C, channels, valid[None, :], p, t,
                                            ACC, L1) * p * (1.0 - p)
-            tl.store(dx_ptr + n * sdn + pixels * sds + channels * sdc,
-                     dx.to(dx_ptr.dtype.element_ty), mask=tile)
+            tl.store(dx_at, dx.to(dx_ptr.dtype.element_ty), mask=x_mask)
     if PIXEL == 2:
         total = tl.sum(tl.sum(loss_sum, axis=1), axis=0)
         if GRAD == 2:  # the loss already divided by its normaliser (0 if nothing counts)
@@ -190,7 +198,8 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
             WANT_LOSS=pixel != PIXEL_NONE,
             LOSS_GRAD=grad == GRAD_FUSED or (grad == GRAD_BACKWARD and grad_pixel is not None),
             ACC=accumulate_dtype(x.dtype), BLOCK=block, CH=channels, UNROLL=unroll,
-            num_warps=warps)
+            DENSE=rows is not None and dense_rows(x, axis, channels)
+            and dense_rows(dx, axis, channels), num_warps=warps)
     else:
         part = None if part is None else part.zero_()
         pixel_out = pixel_out.zero_() if pixel == PIXEL_SUM else pixel_out

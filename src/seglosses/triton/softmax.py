@@ -32,6 +32,7 @@ from ._common import (
     absent,
     accumulate_dtype,
     coefficient_table,
+    dense_rows,
     differentiable,
     distinct_outputs,
     dummy,
@@ -231,7 +232,7 @@ def _softmax_rows_kernel(
         FOCAL: tl.constexpr, PIXEL: tl.constexpr, STATS: tl.constexpr, L1: tl.constexpr,
         GRAD: tl.constexpr, HAS_G: tl.constexpr, HAS_COEF: tl.constexpr,
         WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr, SECOND: tl.constexpr,
-        ACC: tl.constexpr, BLOCK: tl.constexpr, CP: tl.constexpr):
+        ACC: tl.constexpr, BLOCK: tl.constexpr, CP: tl.constexpr, DENSE: tl.constexpr):
     """The same computation from one read of a ``[BLOCK pixels, CP ≥ C classes]`` tile: for
     class-contiguous logits (channels_last, class_dim=-1) the tile is read row by row, so
     every access is contiguous (per-class loads would stride by C elements); for few
@@ -247,8 +248,16 @@ def _softmax_rows_kernel(
     classes = tl.arange(0, CP)
     valid = classes < C
     tile = inside[:, None] & valid[None, :]
-    x = tl.load(x_ptr + n * sxn + pixels[:, None] * sxs + classes[None, :] * sxc, mask=tile,
-                other=0.0).to(ACC)
+    if DENSE:  # rows of C = CP adjacent logits: the tile is one span, masked by pixel only,
+        #        so the compiler can prove whole 16-byte vectors (a class mask hides that)
+        x_at = x_ptr + n * sxn + pixels[:, None] * CP + classes[None, :]
+        dx_at = dx_ptr + n * sdn + pixels[:, None] * CP + classes[None, :]
+        x_mask = inside[:, None]
+    else:
+        x_at = x_ptr + n * sxn + pixels[:, None] * sxs + classes[None, :] * sxc
+        dx_at = dx_ptr + n * sdn + pixels[:, None] * sds + classes[None, :] * sdc
+        x_mask = tile
+    x = tl.load(x_at, mask=x_mask, other=0.0).to(ACC)
     running_max = tl.max(tl.where(valid[None, :], x, float("-inf")), axis=1)
     lse = running_max + tl.log(tl.sum(tl.where(valid[None, :],
                                                tl.exp(x - running_max[:, None]), 0.0), axis=1))
@@ -303,8 +312,7 @@ def _softmax_rows_kernel(
             r += v[:, None] * p * statistics_slope(coef_ptr, n, N, C, classes[None, :],
                                                    valid[None, :], p, t, ACC, L1)
         dx = r - p * tl.sum(r, axis=1)[:, None]
-        tl.store(dx_ptr + n * sdn + pixels[:, None] * sds + classes[None, :] * sdc,
-                 dx.to(dx_ptr.dtype.element_ty), mask=tile)
+        tl.store(dx_at, dx.to(dx_ptr.dtype.element_ty), mask=x_mask)
 
 
 def flags(*, index, has_v, has_scale, focal, pixel, stats, l1, grad, has_g, has_coef):
@@ -356,7 +364,9 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
         holder = dummy(x)
         kernel, shape = _softmax_kernel, dict(BLOCK=block, UNROLL=unroll, num_warps=warps)
         if tile:
-            kernel, shape = _softmax_rows_kernel, dict(BLOCK=block, CP=padded, num_warps=warps)
+            kernel, shape = _softmax_rows_kernel, dict(
+                BLOCK=block, CP=padded, num_warps=warps,
+                DENSE=dense_rows(x, axis, padded) and dense_rows(dx, axis, padded))
         kernel[(programs, n)](
             x, target, holder if v is None else v, holder if scale is None else scale,
             holder if grad_pixel is None else grad_pixel,
