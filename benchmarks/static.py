@@ -63,6 +63,23 @@ CASES = [
 SMOKE = [("CE tiny fp32 C=4", (1, 4, 16, 16), torch.float32, False, CE)]
 
 
+LAYOUT = re.compile(r"#ttg\.blocked<\{sizePerThread = \[(\d+), (\d+)\], threadsPerWarp = "
+                    r"\[(\d+), (\d+)\], warpsPerCTA = \[(\d+), (\d+)\], order = \[(\d), (\d)\]\}>")
+
+
+def tile_layouts(ttgir: str) -> set[tuple[int, ...]]:
+    """The 2-D blocked layouts of a kernel ``(size per thread ×2, lanes ×2, warps ×2,
+    order ×2)``, axis 0 the pixels and axis 1 the classes of a tile."""
+    return {tuple(map(int, match)) for match in LAYOUT.findall(ttgir)}
+
+
+def splits_classes(layout: tuple[int, ...]) -> bool:
+    """True for a pixel-fastest layout that spreads pixels over lanes or warps and classes
+    too: every class reduction of such a tile leaves the thread."""
+    _, _, lanes_p, lanes_c, warps_p, warps_c, fastest, _ = layout
+    return fastest == 0 and (lanes_p > 1 or warps_p > 1) and (lanes_c > 1 or warps_c > 1)
+
+
 class Recorder:
     """Stands in for a ``@triton.jit`` kernel: ``kernel[grid](...)`` records the launch."""
 
@@ -134,11 +151,8 @@ def examine(kernel, args, constants, num_warps) -> dict:
                               capture_output=True, text=True, check=True).stdout
     found = re.search(r"REG:(\d+).*?SHARED:(\d+).*?LOCAL:(\d+)", usage)
     widths = collections.Counter(re.findall(r"\bLDG\.E(?:\.(128|64|U8|U16|S8|S16))?", sass))
-    layouts = re.findall(r"sizePerThread = \[\d+, \d+\], threadsPerWarp = \[(\d+), (\d+)\], "
-                         r"warpsPerCTA = \[(\d+), (\d+)\], order = \[0, 1\]",
-                         compiled.asm["ttgir"])
-    split = any((int(a) > 1 or int(c) > 1) and (int(b) > 1 or int(d) > 1)
-                for a, b, c, d in layouts)
+    layouts = [m for m in tile_layouts(compiled.asm["ttgir"]) if m[6] == 0]
+    split = any(splits_classes(layout) for layout in layouts)
     return dict(registers=int(found.group(1)), shared=int(found.group(2)),
                 local=int(found.group(3)),
                 loads=", ".join(f"{count}×{width or 32}" for width, count in

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
-import re
+import pathlib
 import sys
 
 import torch
@@ -21,6 +21,9 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from seglosses.triton import _common, region, sigmoid, softmax
+
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "benchmarks"))
+from static import splits_classes, tile_layouts  # noqa: E402  (the layout rules, one copy)
 
 TARGET = GPUTarget("cuda", 90, 32)
 
@@ -48,19 +51,14 @@ def compile_variant(kernel, pointer_types, constants, num_warps=4, aligned=(),
     return f"FAIL layout: {problem}" if problem else "OK"
 
 
-BLOCKED = re.compile(r"#ttg\.blocked<\{sizePerThread = \[(\d+), (\d+)\], threadsPerWarp = "
-                     r"\[(\d+), (\d+)\], warpsPerCTA = \[(\d+), (\d+)\], order = \[0, 1\]\}>")
-
-
 def classes_in_thread(vector):
     """The check of a pixel tile: every ``[pixels, classes]`` layout that spreads pixels over
     lanes or warps keeps the class axis inside one thread, and the tile is read in whole
     vectors of ``vector`` pixels."""
 
     def check(compiled):
-        layouts = {tuple(map(int, m)) for m in BLOCKED.findall(compiled.asm["ttgir"])}
-        # a layout spreading pixels over lanes or warps must not spread classes too
-        split = [m for m in layouts if (m[2] > 1 or m[4] > 1) and (m[3] > 1 or m[5] > 1)]
+        layouts = {m for m in tile_layouts(compiled.asm["ttgir"]) if m[6] == 0}
+        split = [m for m in layouts if splits_classes(m)]
         if split or not any(m[0] == vector for m in layouts):
             return f"class axis split or no {vector}-pixel vectors: {sorted(layouts)}"
         return None
@@ -68,16 +66,12 @@ def classes_in_thread(vector):
     return check
 
 
-ROWS = re.compile(r"#ttg\.blocked<\{sizePerThread = \[\d+, (\d+)\], threadsPerWarp = "
-                  r"\[\d+, \d+\], warpsPerCTA = \[\d+, \d+\], order = \[1, 0\]\}>")
-
-
 def rows_vectorised(vector):
     """The check of a dense row tile (channels_last, C a power of two): some layout with the
     class axis fastest gives each thread ``vector`` classes, one 16-byte load."""
 
     def check(compiled):
-        widths = {int(width) for width in ROWS.findall(compiled.asm["ttgir"])}
+        widths = {m[1] for m in tile_layouts(compiled.asm["ttgir"]) if m[6] == 1}
         return None if vector in widths else f"no {vector}-class rows in {sorted(widths)}"
 
     return check
