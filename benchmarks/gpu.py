@@ -168,11 +168,17 @@ def measure(call, x, device, repeat):
     return Timing(graph_time(call, x, repeat), eager, statistics.median(single)), extra
 
 
-def methods(num_classes, label_dtype):
-    """(name, roofline kind, call(x, labels, onehot) -> loss) for a shape."""
+def methods(num_classes, label_dtype, ignored):
+    """(name, roofline kind, call(x, labels, onehot) -> loss) for a shape; ``ignored``: the
+    labels with a border of 255 (Cityscapes' ignore label) for the ``ignore_index`` rows."""
     rows = [
         ("seglosses.cross_entropy [triton]", "ce",
          lambda x, y, t: sl.cross_entropy(x, y, impl="triton", validate=False)),
+        ("seglosses.cross_entropy [triton] ignore_index=255", "ce",
+         lambda x, y, t: sl.cross_entropy(x, ignored, impl="triton", validate=False,
+                                          ignore_index=255)),
+        ("torch F.cross_entropy ignore_index=255", "ce",
+         lambda x, y, t: F.cross_entropy(x, ignored.long(), ignore_index=255)),
         ("seglosses.cross_entropy [torch]", "ce",
          lambda x, y, t: sl.cross_entropy(x, y, impl="torch", validate=False)),
         ("torch F.cross_entropy", "ce", lambda x, y, t: F.cross_entropy(x, y.long())),
@@ -181,6 +187,9 @@ def methods(num_classes, label_dtype):
          lambda x, y, t: sl.dice_ce_loss(x, y, impl="triton", validate=False)),
         ("seglosses.dice_ce_loss [torch]", "dice_ce",
          lambda x, y, t: sl.dice_ce_loss(x, y, impl="torch", validate=False)),
+        ("seglosses.dice_ce_loss [triton] ignore_index=255", "dice_ce",
+         lambda x, y, t: sl.dice_ce_loss(x, ignored, impl="triton", validate=False,
+                                         ignore_index=255)),
         ("seglosses.dice_loss [triton]", "dice_ce",
          lambda x, y, t: sl.dice_loss(x, y, impl="triton", validate=False)),
         ("MONAI DiceCELoss", "dice_ce", "monai_dice_ce"),
@@ -242,8 +251,10 @@ def run(shapes, device, repeat):
                                generator=generator).to(label_dtype)
         onehot = torch.randint(0, 2, shape, device=device, dtype=torch.uint8,
                                generator=generator)
+        ignored = labels.clone()
+        ignored[..., :max(1, shape[-1] // 64)] = 255
         label = f"{title} {tuple(shape)}"
-        for name, kind, call in methods(shape[1], label_dtype):
+        for name, kind, call in methods(shape[1], label_dtype, ignored):
             row = Row(label, name, roofline_bytes(kind, x, labels, onehot))
             if isinstance(call, str):
                 row.note = call
@@ -257,7 +268,7 @@ def run(shapes, device, repeat):
                     if device.type == "cuda":
                         torch.cuda.empty_cache()
             rows.append(row)
-        del x, labels, onehot
+        del x, labels, onehot, ignored
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return rows, bandwidth

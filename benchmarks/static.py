@@ -28,12 +28,13 @@ import tempfile
 
 import torch
 import triton
+from torch.utils._python_dispatch import _disable_current_modes
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 import seglosses.torch as sl
 import seglosses.triton as kernels
-from seglosses.triton import _common, region, sigmoid, softmax
+from seglosses.triton import _common, labels, region, sigmoid, softmax
 
 TARGET = GPUTarget("cuda", 90, 32)
 TOOLS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
@@ -52,6 +53,8 @@ CASES = [
     ("CE 2-D bf16 C=19", (1, 19, 256, 256), torch.bfloat16, False, CE),
     ("Dice+CE 2-D bf16 C=19", (1, 19, 256, 256), torch.bfloat16, False, DICE_CE),
     ("BCE multilabel 2-D bf16 C=19", (1, 19, 256, 256), torch.bfloat16, False, BCE),
+    ("CE 2-D bf16 C=19 ignore_index=255", (1, 19, 256, 256), torch.bfloat16, False,
+     lambda x, y, t: sl.cross_entropy(x, y, ignore_index=255, impl="triton", validate=False)),
     ("CE 2-D bf16 channels_last C=19", (1, 19, 256, 256), torch.bfloat16, True, CE),
     ("CE 2-D fp32 channels_last C=4", (1, 4, 256, 256), torch.float32, True, CE),
     ("BCE multilabel 2-D fp32 channels_last C=4", (1, 4, 256, 256), torch.float32, True, BCE),
@@ -81,14 +84,19 @@ def splits_classes(layout: tuple[int, ...]) -> bool:
 
 
 class Recorder:
-    """Stands in for a ``@triton.jit`` kernel: ``kernel[grid](...)`` records the launch."""
+    """Stands in for a ``@triton.jit`` kernel: ``kernel[grid](...)`` records the launch and
+    zeroes the output arguments numbered in ``zero`` (what the host reads back, such as the
+    label scan's invalid count, must not be garbage)."""
 
-    def __init__(self, kernel, launches):
-        self.kernel, self.launches = kernel, launches
+    def __init__(self, kernel, launches, zero=()):
+        self.kernel, self.launches, self.zero = kernel, launches, zero
 
     def __getitem__(self, grid):
         def launch(*args, num_warps=4, **constants):
             self.launches.append((self.kernel, args, constants, num_warps))
+            with _disable_current_modes():  # not the call's own work (benchmarks/host.py)
+                for index in self.zero:
+                    args[index].zero_()
         return launch
 
 
@@ -97,12 +105,13 @@ def record(call, x, y, t) -> list:
     launches: list = []
     patched = [(softmax, "_softmax_kernel"), (softmax, "_softmax_rows_kernel"),
                (sigmoid, "_sigmoid_kernel"), (region, "_finalize_kernel"),
-               (_common, "_scale_kernel")]
+               (_common, "_scale_kernel"), (labels, "_scan_kernel")]
     saved = [(module, name, getattr(module, name)) for module, name in patched]
     runs_on = kernels.runs_on
     try:
-        for module, name, kernel in saved:
-            setattr(module, name, Recorder(kernel, launches))
+        for module, name, kernel in saved:  # the scan's sums and invalid counts are zeroed
+            zero = (4, 5) if kernel is labels._scan_kernel else ()
+            setattr(module, name, Recorder(kernel, launches, zero))
         kernels.runs_on = lambda tensor: True  # CPU tensors stand in for CUDA ones
         x = x.detach().requires_grad_()
         call(x, y, t).backward()

@@ -20,7 +20,7 @@ import triton.language as tl
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-from seglosses.triton import _common, region, sigmoid, softmax
+from seglosses.triton import _common, labels, region, sigmoid, softmax
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "benchmarks"))
 from static import splits_classes, tile_layouts  # noqa: E402  (the layout rules, one copy)
@@ -133,11 +133,15 @@ def variants():
     for (x_type, acc), index, focal, (pixel, stats, grad, has_g, has_coef) in itertools.product(
             [("*bf16", tl.float32), ("*fp32", tl.float32), ("*fp64", tl.float64)],
             [True, False], [False, True], PASSES):
+        ignore = 0 if focal else 2  # the ignore-label comparisons, with and without
         constants = dict(**softmax.flags(index=index, has_v=True, has_scale=True, focal=focal,
                                          pixel=pixel, stats=stats, l1=stats and not index,
-                                         grad=grad, has_g=has_g, has_coef=has_coef), ACC=acc)
-        types = {"x_ptr": x_type, "dx_ptr": x_type, "t_ptr": "*u8" if index else "*fp32"}
-        name = f"x={x_type} index={index} focal={focal} pass={pixel}{grad}"
+                                         grad=grad, has_g=has_g, has_coef=has_coef,
+                                         ignore=ignore), ACC=acc)
+        types = {"x_ptr": x_type, "dx_ptr": x_type, "t_ptr": "*u8" if index else "*fp32",
+                 "v_ptr": "*u8" if index and focal else "*fp32", "ignore_ptr": "*i64"}
+        name = (f"x={x_type} index={index} ignore={ignore * index} focal={focal} "
+                f"pass={pixel}{grad}")
         jobs.append((f"softmax {name}", softmax._softmax_kernel, types,
                      dict(constants, BLOCK=1024, UNROLL=2)))
         if x_type != "*fp64":  # the row-tile kernel of class-contiguous logits
@@ -171,6 +175,17 @@ def variants():
                           HP_PER_CLASS=per_class, FIRST=int(include), HAS_W=True, MEAN=mean,
                           HAS_CE=has_ce, GAMMA_ONE=gamma_one, ACC=acc, NP=16, CP=32)))
     jobs += dense_rows_jobs()
+    for label_type, ignore, v_type, m_type, acc in [
+            ("*u8", 1, None, None, tl.float32), ("*i64", 2, "*fp32", "*u8", tl.float32),
+            ("*i16", 0, "*u8", None, tl.float32), ("*i32", 3, "*fp64", "*fp64", tl.float64)]:
+        types = {"t_ptr": label_type, "v_ptr": v_type or "*fp32", "m_ptr": m_type or "*fp32",
+                 "ignore_ptr": "*i64", "part_ptr": "*fp64" if acc == tl.float64 else "*fp32",
+                 "bad_ptr": "*i32"}
+        jobs.append((f"label scan labels={label_type} ignore={ignore} v={v_type} m={m_type}",
+                     labels._scan_kernel, types,
+                     dict(IGNORE=ignore, HAS_V=v_type is not None, HAS_M=m_type is not None,
+                          ACC=acc, BLOCK=labels.BLOCK, CHUNK=labels.CHUNK),
+                     dict(num_warps=labels.WARPS)))
     for grad_type in ("*bf16", "*fp32"):
         jobs.append((f"scale {grad_type}", _common._scale_kernel,
                      {"grad_ptr": grad_type, "scale_ptr": "*fp32"},

@@ -61,7 +61,7 @@ def softmax_terms(problem: Multiclass, *, label_smoothing: float, gamma: float =
     mode = {"none": softmax.PIXEL_NONE, "each": softmax.PIXEL_EACH, "sum": softmax.PIXEL_SUM}
     out = softmax.softmax_terms(problem.x, problem.labels, problem.dense, problem.v, scale,
                                 problem.axis, float(label_smoothing), float(gamma), mode[pixel],
-                                stats, l1)
+                                stats, l1, list(problem.ignore))
     return _present(out, pixel, stats, l1)
 
 
@@ -85,7 +85,7 @@ def softmax_reduced(problem: Multiclass, normaliser: torch.Tensor, *, label_smoo
         return divide_safely(total, normaliser)
     return softmax.softmax_fused(x, problem.labels, problem.dense, problem.v, scale,
                                  normaliser.reshape(()), problem.axis, float(label_smoothing),
-                                 float(gamma))[0]
+                                 float(gamma), list(problem.ignore))[0]
 
 
 def _sigmoid_operands(problem: Sigmoid, alpha):
@@ -173,13 +173,15 @@ def region_fused(problem, *, want_l1: bool, has_pixels, ce_normaliser, label_smo
         operands = (problem.x, problem.labels, problem.dense, problem.v, problem.class_weights)
         head = (problem.axis, float(label_smoothing), 0.0)
 
+        ignore = list(problem.ignore)
+
         def statistics():
             return softmax._terms(*operands, *head, softmax.PIXEL_SUM if want_ce else
-                                  softmax.PIXEL_NONE, True, want_l1)
+                                  softmax.PIXEL_NONE, True, want_l1, ignore)
 
         def gradient(coefficients, ce_scale):
             return softmax._grad(*operands, ce_scale if want_ce else None, coefficients, *head,
-                                 want_l1)
+                                 want_l1, ignore)
     else:
         x, axis, target, v, (positive, negative, alpha) = _sigmoid_operands(problem, None)
         operands = (x, target, v, positive, negative, alpha)

@@ -28,6 +28,26 @@ _INDEX_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
 
 
 @dataclass
+class LabelSums:
+    """Per-(image, class) sums of an index map, from one read of it (the kernels' path)."""
+
+    weighted: torch.Tensor  # (N, C): Σ v over the pixels labelled c (ignored/invalid left out)
+    counted: torch.Tensor  # (N, C): the same without pixel weights (class frequencies)
+    invalid: torch.Tensor  # (N,) int64: labels outside [0, C) that are not ignored
+
+    def normaliser(self, class_weights: torch.Tensor | None) -> torch.Tensor:
+        """The "mean" denominator ``Σ_i v_i w_{y_i}``; NaN where a label was invalid (its
+        pixel is NaN too, as ``v`` is on the torch path)."""
+        total = (self.weighted if class_weights is None else
+                 self.weighted * class_weights).sum()
+        return torch.where(self.invalid.sum() > 0, torch.full_like(total, float("nan")), total)
+
+    def has_pixels(self) -> torch.Tensor:
+        """(N, 1): images with a pixel that counts (or an invalid one)."""
+        return (self.weighted.sum(1, keepdim=True) != 0) | (self.invalid > 0).unsqueeze(1)
+
+
+@dataclass
 class Multiclass:
     """A multiclass problem in the engine's form."""
 
@@ -39,6 +59,11 @@ class Multiclass:
     class_weights: torch.Tensor | None  # (C,)
     pixel_shape: tuple[int, ...]  # shape of a per-pixel output, (N, *spatial)
     probabilities: torch.Tensor | None  # for from_logits=False: clipped renormalised p, same view
+    # the kernels' path (native=True) with ignore labels, a mask, pixel or class weights: the
+    # labels are the caller's own (ignored ones included: the kernels drop ``ignore``), ``v``
+    # is the mask / pixel weights in their own dtype, and ``sums`` replaces torch passes over v
+    ignore: tuple[int, ...] = ()
+    sums: LabelSums | None = None
 
 
 @dataclass
@@ -221,6 +246,10 @@ def prepare_multiclass(function: str, input, target, *, class_dim: int, from_log
     valid = None
     if is_index:
         flat = target.reshape(n, math.prod(pixel_shape[1:]))
+        if native and (ignore or mask is not None or pixel_weights is not None or
+                       class_weights is not None):
+            return _native_index(function, x, axis, flat, ignore, mask, pixel_weights,
+                                 class_weights, beta, checking, global_counts, pixel_shape)
         labels, valid = _index_labels(function, flat, ignore, num_classes, checking, validate,
                                       dtype, native)
     else:
@@ -248,6 +277,45 @@ def prepare_multiclass(function: str, input, target, *, class_dim: int, from_log
         weights = static_class_weights(function, class_weights, num_classes, x.device, dtype,
                                        check=checking)
     return Multiclass(x, axis, labels, dense, v, weights, pixel_shape, probabilities)
+
+
+def _native_index(function, x, axis, flat, ignore, mask, pixel_weights, class_weights, beta,
+                  checking, global_counts, pixel_shape) -> Multiclass:
+    """The kernels' multiclass problem for an index map with ignore labels, a mask, pixel or
+    class weights: one scan of the labels (``triton/labels.py``) gives the class counts, the
+    normaliser and the validity check; no label-sized map is built (a mask is read in its own
+    dtype, and only a mask together with pixel weights is multiplied out)."""
+    from ..triton.labels import label_sums
+
+    num_classes = x.shape[axis]
+    dtype = compute_dtype(x.dtype)
+    if flat.dtype == torch.bool:
+        flat = flat.view(torch.uint8)
+    side = [None if m is None else m.reshape(flat.shape) for m in (mask, pixel_weights)]
+    v = _combine(*side) if side[0] is not None and side[1] is not None else \
+        side[0] if side[1] is None else side[1]
+    strategy = isinstance(class_weights, str)
+    counting = side[0] if strategy and side[1] is not None else None
+    if counting is not None and counting.dtype == torch.bool:
+        counting = counting.view(torch.uint8)
+    v = v.view(torch.uint8) if v is not None and v.dtype == torch.bool else v
+    weighted, counted, invalid = label_sums(flat, v, counting, ignore, num_classes, dtype)
+    if checking and bool(invalid.any()):
+        outside = (flat < 0) | (flat >= num_classes)
+        if ignore:
+            outside &= ~torch.isin(flat, torch.tensor(ignore, device=flat.device))
+        _raise_labels(function, flat, outside, ignore, num_classes)
+    weights = None
+    if strategy:
+        counts = counted.sum(0)
+        if global_counts:
+            counts = global_sum(counts, differentiable=False)
+        weights = batch_class_weights(function, class_weights, counts, "multiclass", beta)
+    elif class_weights is not None:
+        weights = static_class_weights(function, class_weights, num_classes, x.device, dtype,
+                                       check=checking)
+    return Multiclass(x, axis, flat, None, v, weights, pixel_shape, None, ignore,
+                      LabelSums(weighted, counted, invalid))
 
 
 def _index_labels(function, flat, ignore, num_classes, checking, validate, dtype, native=False):

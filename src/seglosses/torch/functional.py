@@ -178,6 +178,8 @@ def _count(shape, dtype, device):
 def _mean_normaliser(problem):
     """The "mean" denominator: Σ v_i w_{y_i} for an index map, Σ v_i for a float target."""
     v, w, labels = problem.v, problem.class_weights, problem.labels
+    if problem.sums is not None:  # the kernels' path: from one scan of the labels
+        return problem.sums.normaliser(w)
     if labels is not None and w is not None:
         weights = w[labels.long()]
         return (weights if v is None else weights * v).sum()
@@ -474,7 +476,10 @@ def _prepare_region(function, input, target, *, mode, soft_label, class_dim, fro
                                      mask=mask, pixel_weights=pixel_weights,
                                      class_weights=class_weights, beta=beta, validate=validate,
                                      global_counts=aggregate == "global", native=native)
-        has_pixels = None if problem.v is None else (problem.v.sum(1, keepdim=True) != 0)
+        if problem.sums is not None:
+            has_pixels = problem.sums.has_pixels()
+        else:
+            has_pixels = None if problem.v is None else (problem.v.sum(1, keepdim=True) != 0)
         return problem, soft_label and problem.dense is not None, has_pixels
     problem = prepare_sigmoid(function, input, target, mode=mode, class_dim=class_dim,
                               from_logits=from_logits, ignore_index=ignore_index, mask=mask,

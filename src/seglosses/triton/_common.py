@@ -129,6 +129,27 @@ def absent(like: torch.Tensor) -> torch.Tensor:
     return torch.empty(0, dtype=like.dtype, device=like.device)
 
 
+@functools.lru_cache(maxsize=64)
+def ignore_values(ignore: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """The ignore labels as a cached int64 device tensor (a later call copies nothing)."""
+    return torch.tensor(ignore, dtype=torch.int64, device=device)
+
+
+@triton.jit
+def label_status(raw, C, ignore_ptr, IGNORE: tl.constexpr):
+    """``(dropped, invalid)`` of index labels in their own dtype: equal to one of the
+    ``IGNORE`` labels at ``ignore_ptr`` (int64), or outside ``[0, C)`` without being ignored.
+    Labels are compared, never used as an index."""
+    invalid = (raw < 0) | (raw >= C)
+    dropped = raw != raw  # all False, in the labels' shape
+    if IGNORE:
+        wide = raw.to(tl.int64)
+        for k in tl.static_range(IGNORE):
+            dropped = dropped | (wide == tl.load(ignore_ptr + k))
+        invalid = invalid & ~dropped
+    return dropped, invalid
+
+
 @triton.jit
 def load_params(params_ptr, ACC: tl.constexpr):
     """ε, γ and the clamp floor in the accumulation dtype (a float argument would be fp32)."""
@@ -138,10 +159,10 @@ def load_params(params_ptr, ACC: tl.constexpr):
 
 @triton.jit
 def inverse_normaliser(norm_ptr, ACC: tl.constexpr):
-    """``(normaliser, 1 / normaliser)`` of a reduced loss; the inverse is 0 if nothing counts."""
+    """``1 / normaliser`` of a reduced loss, with a normaliser that is not positive (nothing
+    counts, or NaN from an invalid label) taken as 1, as the torch path divides."""
     normaliser = tl.load(norm_ptr).to(ACC)
-    return normaliser, tl.where(normaliser > 0, 1.0 / tl.where(normaliser > 0, normaliser, 1.0),
-                                0.0)
+    return 1.0 / tl.where(normaliser > 0, normaliser, 1.0)
 
 
 @triton.jit
@@ -346,7 +367,8 @@ def coefficient_table(x, axis, stats, l1, g_tp, g_ps, g_l1):
 
 
 def divide_safely(total: torch.Tensor, normaliser: torch.Tensor) -> torch.Tensor:
-    """``total / normaliser``, and 0 where nothing counts (normaliser 0), on the device."""
-    counted = normaliser > 0
-    safe = torch.where(counted, normaliser, torch.ones_like(normaliser))
-    return torch.where(counted, total / safe, torch.zeros_like(total)).to(total.dtype)
+    """``total / normaliser`` on the device, a normaliser that is not positive (nothing counts:
+    the total is 0 too; NaN from an invalid label: so is the total) taken as 1, as the torch
+    path's ``_reduce_pixels`` divides."""
+    safe = torch.where(normaliser > 0, normaliser, torch.ones_like(normaliser))
+    return (total / safe).to(total.dtype)

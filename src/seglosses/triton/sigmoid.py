@@ -74,7 +74,7 @@ def _sigmoid_kernel(
     inside = pixels < S
     pixels = pixels.to(tl.int64)[:, None]
     if GRAD == 2:
-        normaliser, g = inverse_normaliser(norm_ptr, ACC)
+        g = inverse_normaliser(norm_ptr, ACC)
     loss_sum = tl.zeros([BLOCK, CH], ACC)
     for first in tl.range(0, C, CH, loop_unroll_factor=UNROLL):
         channels = first + tl.arange(0, CH)
@@ -151,8 +151,8 @@ def _sigmoid_kernel(
             tl.store(dx_at, dx.to(dx_ptr.dtype.element_ty), mask=x_mask)
     if PIXEL == 2:
         total = tl.sum(tl.sum(loss_sum, axis=1), axis=0)
-        if GRAD == 2:  # the loss already divided by its normaliser (0 if nothing counts)
-            total = tl.where(normaliser > 0, total * g, 0.0)
+        if GRAD == 2:  # the loss divided by its normaliser
+            total = total * g
         tl.store(pixel_ptr + block * N + n, total)
 
 

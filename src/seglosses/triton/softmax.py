@@ -38,8 +38,10 @@ from ._common import (
     dummy,
     fused_backward,
     geometry,
+    ignore_values,
     inverse_normaliser,
     is_eager,
+    label_status,
     load_params,
     ncs_strides,
     params,
@@ -84,8 +86,8 @@ def _softmax_kernel(
         x_ptr, t_ptr, v_ptr, scale_ptr, g_ptr, coef_ptr, norm_ptr, pixel_ptr, part_ptr, dx_ptr,
         N, S, C, P,
         sxn, sxc, sxs, stn, stc, sts, svn, svs, sgn, sgs, sdn, sdc, sds,
-        params_ptr,
-        INDEX: tl.constexpr, HAS_V: tl.constexpr, HAS_SCALE: tl.constexpr,
+        params_ptr, ignore_ptr,
+        INDEX: tl.constexpr, IGNORE: tl.constexpr, HAS_V: tl.constexpr, HAS_SCALE: tl.constexpr,
         FOCAL: tl.constexpr, PIXEL: tl.constexpr, STATS: tl.constexpr, L1: tl.constexpr,
         GRAD: tl.constexpr, HAS_G: tl.constexpr, HAS_COEF: tl.constexpr,
         WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr, SECOND: tl.constexpr,
@@ -105,12 +107,13 @@ def _softmax_kernel(
         v = inside.to(ACC)
     if INDEX:
         raw = tl.load(t_row, mask=inside, other=0)
-        # a label outside [0, C) (possible only with validate=False) makes its pixel NaN, as
-        # on the torch path; labels are compared, never used as an index
-        v = tl.where((raw < 0) | (raw >= C), float("nan"), v)
+        # an ignored label leaves its pixel out; one outside [0, C) otherwise (possible only
+        # with validate=False) makes its pixel NaN, as on the torch path
+        dropped, invalid = label_status(raw, C, ignore_ptr, IGNORE)
+        v = tl.where(invalid, float("nan"), tl.where(dropped, 0.0, v))
         label = raw.to(tl.int32)
-    if GRAD == 2:  # the normalised loss: upstream gradient 1 / normaliser (0 if nothing counts)
-        normaliser, g = inverse_normaliser(norm_ptr, ACC)
+    if GRAD == 2:  # the normalised loss: upstream gradient 1 / normaliser
+        g = inverse_normaliser(norm_ptr, ACC)
         gv = g * v
     elif CE_GRAD:
         gv = tl.load(g_ptr + n * sgn + pixels * sgs, mask=inside, other=0.0).to(ACC) * v
@@ -192,8 +195,8 @@ def _softmax_kernel(
         tl.store(pixel_ptr + n * S + pixels, v * loss, mask=inside)
     if PIXEL == 2:
         total = tl.sum(v * loss, axis=0)
-        if GRAD == 2:  # the loss already divided by its normaliser (0 if nothing counts)
-            total = tl.where(normaliser > 0, total * g, 0.0)
+        if GRAD == 2:  # the loss divided by its normaliser
+            total = total * g
         tl.store(pixel_ptr + block * N + n, total)
 
     # 3. dX_c = r_c - p_c Σ_k r_k (recomputed class by class: nothing logits-sized is kept)
@@ -227,8 +230,8 @@ def _softmax_rows_kernel(
         x_ptr, t_ptr, v_ptr, scale_ptr, g_ptr, coef_ptr, norm_ptr, pixel_ptr, part_ptr, dx_ptr,
         N, S, C, P,
         sxn, sxc, sxs, stn, stc, sts, svn, svs, sgn, sgs, sdn, sdc, sds,
-        params_ptr,
-        INDEX: tl.constexpr, HAS_V: tl.constexpr, HAS_SCALE: tl.constexpr,
+        params_ptr, ignore_ptr,
+        INDEX: tl.constexpr, IGNORE: tl.constexpr, HAS_V: tl.constexpr, HAS_SCALE: tl.constexpr,
         FOCAL: tl.constexpr, PIXEL: tl.constexpr, STATS: tl.constexpr, L1: tl.constexpr,
         GRAD: tl.constexpr, HAS_G: tl.constexpr, HAS_COEF: tl.constexpr,
         WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr, SECOND: tl.constexpr,
@@ -269,14 +272,15 @@ def _softmax_rows_kernel(
         v = inside.to(ACC)
     if INDEX:
         raw = tl.load(t_ptr + n * stn + pixels * sts, mask=inside, other=0)
-        v = tl.where((raw < 0) | (raw >= C), float("nan"), v)  # as in the class loop
+        dropped, invalid = label_status(raw, C, ignore_ptr, IGNORE)  # as in the class loop
+        v = tl.where(invalid, float("nan"), tl.where(dropped, 0.0, v))
         t = (raw.to(tl.int32)[:, None] == classes[None, :]).to(ACC)
     else:
         t = tl.load(t_ptr + n * stn + pixels[:, None] * sts + classes[None, :] * stc,
                     mask=tile, other=0.0).to(ACC)
     t = tl.where(valid[None, :], t, 0.0)
     if GRAD == 2:
-        normaliser, g = inverse_normaliser(norm_ptr, ACC)
+        g = inverse_normaliser(norm_ptr, ACC)
         gv = g * v
     elif CE_GRAD:
         gv = tl.load(g_ptr + n * sgn + pixels * sgs, mask=inside, other=0.0).to(ACC) * v
@@ -295,8 +299,8 @@ def _softmax_rows_kernel(
                 tl.store(pixel_ptr + n * S + pixels, loss, mask=inside)
             if PIXEL == 2:
                 total = tl.sum(loss, axis=0)
-                if GRAD == 2:  # the loss already divided by its normaliser
-                    total = tl.where(normaliser > 0, total * g, 0.0)
+                if GRAD == 2:  # the loss divided by its normaliser
+                    total = total * g
                 tl.store(pixel_ptr + block * N + n, total)
     if STATS:
         slots = part_ptr + (n * C + classes) * P + block
@@ -315,18 +319,22 @@ def _softmax_rows_kernel(
         tl.store(dx_at, dx.to(dx_ptr.dtype.element_ty), mask=x_mask)
 
 
-def flags(*, index, has_v, has_scale, focal, pixel, stats, l1, grad, has_g, has_coef):
-    """The kernel's constexpr switches for one launch (also what the compile check builds)."""
+def flags(*, index, has_v, has_scale, focal, pixel, stats, l1, grad, has_g, has_coef,
+          ignore=0):
+    """The kernel's constexpr switches for one launch (also what the compile check builds);
+    ``ignore``: how many ignore labels the kernel compares an index map with."""
     ce_grad = grad == GRAD_FUSED or (grad == GRAD_BACKWARD and has_g)
-    return dict(INDEX=index, HAS_V=has_v, HAS_SCALE=has_scale, FOCAL=focal, PIXEL=pixel,
+    return dict(INDEX=index, IGNORE=ignore if index else 0, HAS_V=has_v, HAS_SCALE=has_scale,
+                FOCAL=focal, PIXEL=pixel,
                 STATS=stats, L1=l1, GRAD=grad, HAS_G=has_g, HAS_COEF=has_coef,
                 WANT_LOSS=pixel != PIXEL_NONE, CE_GRAD=ce_grad,
                 SECOND=stats or focal or (has_coef and l1))
 
 
 def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, grad,
-            grad_pixel=None, coefficients=None, normaliser=None):
-    """Run the kernel once; returns ``(pixel, stats, dx)`` (each None when not asked)."""
+            grad_pixel=None, coefficients=None, normaliser=None, ignore=()):
+    """Run the kernel once; returns ``(pixel, stats, dx)`` (each None when not asked).
+    ``ignore``: the labels of ``labels`` whose pixels the kernel leaves out."""
     n = x.shape[0]
     num_classes = x.shape[axis]
     spatial = x.shape[3 - axis]
@@ -377,9 +385,11 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
             n, spatial, num_classes, programs,
             sxn, sxc, sxs, stn, stc, sts, svn, svs, sgn, sgs, sdn, sdc, sds,
             params(float(eps), float(gamma), out_dtype, x.device),
+            ignore_values(tuple(ignore), x.device) if ignore and labels is not None else holder,
             **flags(index=labels is not None, has_v=v is not None, has_scale=scale is not None,
                     focal=gamma != 0, pixel=pixel, stats=stats, l1=l1, grad=grad,
-                    has_g=grad_pixel is not None, has_coef=coefficients is not None),
+                    has_g=grad_pixel is not None, has_coef=coefficients is not None,
+                    ignore=len(ignore)),
             ACC=accumulate_dtype(x.dtype), **shape)
     elif part is not None or pixel == PIXEL_SUM:  # empty batch or image: sums are 0
         part = None if part is None else part.zero_()
@@ -399,11 +409,12 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
 def _terms(x: torch.Tensor, labels: torch.Tensor | None, dense: torch.Tensor | None,
            v: torch.Tensor | None, scale: torch.Tensor | None, axis: int,
            label_smoothing: float, gamma: float, pixel: int, stats: bool,
-           l1: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-                              torch.Tensor]:
+           l1: bool, ignore: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                 torch.Tensor, torch.Tensor]:
     """``(pixel term, TP, PS, TS, L1)``; absent outputs are empty tensors."""
     pixel_out, sums, _ = _launch(x, labels, dense, v, scale, axis, label_smoothing, gamma,
-                                 pixel=pixel, stats=stats, l1=l1, grad=GRAD_NONE)
+                                 pixel=pixel, stats=stats, l1=l1, grad=GRAD_NONE,
+                                 ignore=ignore)
     like = torch.empty(0, dtype=result_dtype(x.dtype), device=x.device)
     pixel_out = absent(like) if pixel_out is None else pixel_out
     if sums is None:
@@ -416,7 +427,7 @@ _terms_op = torch.library.custom_op("seglosses::softmax_terms", distinct_outputs
 
 
 @_terms_op.register_fake
-def _(x, labels, dense, v, scale, axis, label_smoothing, gamma, pixel, stats, l1):
+def _(x, labels, dense, v, scale, axis, label_smoothing, gamma, pixel, stats, l1, ignore):
     dtype = result_dtype(x.dtype)
     n, num_classes, spatial = x.shape[0], x.shape[axis], x.shape[3 - axis]
     shapes = {PIXEL_NONE: (0,), PIXEL_EACH: (n, spatial), PIXEL_SUM: ()}
@@ -428,41 +439,43 @@ def _(x, labels, dense, v, scale, axis, label_smoothing, gamma, pixel, stats, l1
 def _grad(x: torch.Tensor, labels: torch.Tensor | None, dense: torch.Tensor | None,
           v: torch.Tensor | None, scale: torch.Tensor | None,
           grad_pixel: torch.Tensor | None, coefficients: torch.Tensor | None,
-          axis: int, label_smoothing: float, gamma: float, l1: bool) -> torch.Tensor:
+          axis: int, label_smoothing: float, gamma: float, l1: bool,
+          ignore: list[int]) -> torch.Tensor:
     """dX from the per-pixel upstream gradient and the (3, N, C) coefficient table."""
     return _launch(x, labels, dense, v, scale, axis, label_smoothing, gamma, pixel=PIXEL_NONE,
                    stats=False, l1=l1, grad=GRAD_BACKWARD, grad_pixel=grad_pixel,
-                   coefficients=coefficients)[2]
+                   coefficients=coefficients, ignore=ignore)[2]
 
 
 _grad_op = torch.library.custom_op("seglosses::softmax_grad", _grad, mutates_args=())
 
 
 @_grad_op.register_fake
-def _(x, labels, dense, v, scale, grad_pixel, coefficients, axis, label_smoothing, gamma, l1):
+def _(x, labels, dense, v, scale, grad_pixel, coefficients, axis, label_smoothing, gamma, l1,
+      ignore):
     return torch.empty_like(x)
 
 
 def _setup_terms(ctx, inputs, output):
-    x, labels, dense, v, scale, axis, eps, gamma, pixel, stats, l1 = inputs
+    x, labels, dense, v, scale, axis, eps, gamma, pixel, stats, l1, ignore = inputs
     ctx.set_materialize_grads(False)  # unused outputs: no zero tensors
     ctx.save_for_backward(x, labels, dense, v, scale)
-    ctx.options = (axis, eps, gamma, pixel, stats, l1)
+    ctx.options = (axis, eps, gamma, pixel, stats, l1, ignore)
 
 
 def _backward_terms(ctx, g_pixel, g_tp, g_ps, g_ts, g_l1):
     x, labels, dense, v, scale = ctx.saved_tensors
-    axis, eps, gamma, pixel, stats, l1 = ctx.options
+    axis, eps, gamma, pixel, stats, l1, ignore = ctx.options
     grad_pixel = g_pixel if pixel != PIXEL_NONE and g_pixel is not None else None
     coefficients = coefficient_table(x, axis, stats, l1, g_tp, g_ps, g_l1)
     if grad_pixel is None and coefficients is None:
-        return (None,) * 11
+        return (None,) * 12
     if grad_pixel is not None and grad_pixel.ndim:
         grad_pixel = grad_pixel.contiguous()
     grad = (_grad if is_eager(ctx) else _grad_op)(
         x, labels, dense, v, scale, grad_pixel, coefficients, axis, eps, gamma,
-        l1 and coefficients is not None)
-    return (grad,) + (None,) * 10
+        l1 and coefficients is not None, ignore)
+    return (grad,) + (None,) * 11
 
 
 softmax_terms = differentiable("SoftmaxTerms", _terms, _terms_op, _setup_terms, _backward_terms)
@@ -470,12 +483,13 @@ softmax_terms = differentiable("SoftmaxTerms", _terms, _terms_op, _setup_terms, 
 
 def _fused(x: torch.Tensor, labels: torch.Tensor | None, dense: torch.Tensor | None,
            v: torch.Tensor | None, scale: torch.Tensor | None, normaliser: torch.Tensor,
-           axis: int, label_smoothing: float,
-           gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
+           axis: int, label_smoothing: float, gamma: float,
+           ignore: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """``(Σ_i ℓ_i / normaliser, its gradient)`` from one read of the logits."""
     total, _, dx = _launch(x, labels, dense, v, scale, axis, label_smoothing, gamma,
                            pixel=PIXEL_SUM, stats=False, l1=False, grad=GRAD_FUSED,
-                           normaliser=normaliser.reshape(()).to(result_dtype(x.dtype)))
+                           normaliser=normaliser.reshape(()).to(result_dtype(x.dtype)),
+                           ignore=ignore)
     return total, dx
 
 
@@ -483,9 +497,9 @@ _fused_op = torch.library.custom_op("seglosses::softmax_fused", _fused, mutates_
 
 
 @_fused_op.register_fake
-def _(x, labels, dense, v, scale, normaliser, axis, label_smoothing, gamma):
+def _(x, labels, dense, v, scale, normaliser, axis, label_smoothing, gamma, ignore):
     return (x.new_empty((), dtype=result_dtype(x.dtype)),
             torch.empty_like(x))
 
 
-softmax_fused = differentiable("SoftmaxFused", _fused, _fused_op, setup_fused, fused_backward(9))
+softmax_fused = differentiable("SoftmaxFused", _fused, _fused_op, setup_fused, fused_backward(10))

@@ -1,0 +1,120 @@
+"""One read of an index map: the per-(image, class) sums that the losses need before their
+kernels run, so that ignore labels, masks and class weights never become torch passes.
+
+The softmax kernels drop ignored pixels themselves (``_common.label_status``) and read a mask
+in its own dtype. What torch code would otherwise build from the labels (a float validity
+map, labels rewritten with 0 at ignored pixels, an int64 copy to gather class weights with,
+a ones map for ``index_add_``) is replaced by this scan, which writes
+
+* ``weighted[n, c] = Σ v_i`` over the pixels of image n labelled c (ignored and out-of-range
+  labels excluded; v the pixel weight, 1 without one): the "mean" normaliser is
+  ``Σ_nc w_c weighted[n, c]``, an image counts for a region loss when its row sums to non-zero;
+* ``counted[n, c]``, the same with the counting weight (the mask, without pixel weights): the
+  class frequencies of the per-batch weight strategies (only when it differs from v);
+* ``invalid[n]``: labels outside ``[0, C)`` that are not ignored (``validate=True`` raises on
+  them; with ``validate=False`` their pixels become NaN, as on the torch path).
+
+Every program writes its sums to its own slot (no atomics); torch folds the slots in float64.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import (
+    accumulate_dtype,
+    dummy,
+    ignore_values,
+    in_graph,
+    label_status,
+    pixel_strides,
+    result_dtype,
+)
+
+# labels per program, classes compared at once ([BLOCK, CHUNK] tiles), warps per program. One
+# warp needs no barrier for its column sums; benchmarks/static.py (sm_90, C = 19, uint8):
+# 512 / 16 / 4 warps took 189 registers and 9 barriers, 256 / 16 / 1 takes 64 and 1
+BLOCK = 256
+CHUNK = 16
+WARPS = 1
+
+
+@triton.jit
+def _scan_kernel(t_ptr, v_ptr, m_ptr, ignore_ptr, part_ptr, bad_ptr, N, S, C, P,
+                 stn, sts, svn, svs, smn, sms,
+                 IGNORE: tl.constexpr, HAS_V: tl.constexpr, HAS_M: tl.constexpr,
+                 ACC: tl.constexpr, BLOCK: tl.constexpr, CHUNK: tl.constexpr):
+    block = tl.program_id(0)
+    n = tl.program_id(1).to(tl.int64)
+    pixels = block * BLOCK + tl.arange(0, BLOCK)
+    inside = pixels < S
+    pixels = pixels.to(tl.int64)
+    raw = tl.load(t_ptr + n * stn + pixels * sts, mask=inside, other=0)
+    dropped, invalid = label_status(raw, C, ignore_ptr, IGNORE)
+    invalid = invalid & inside
+    tl.store(bad_ptr + n * P + block, tl.sum(invalid.to(tl.int32), axis=0))
+    kept = inside & ~dropped & ~invalid
+    label = tl.where(kept, raw, 0).to(tl.int32)  # in [0, C) wherever it counts
+    weight = kept.to(ACC)
+    if HAS_V:
+        weight = weight * tl.load(v_ptr + n * svn + pixels * svs, mask=kept, other=0).to(ACC)
+    if HAS_M:
+        count = kept.to(ACC) * tl.load(m_ptr + n * smn + pixels * sms, mask=kept,
+                                       other=0).to(ACC)
+    for start in tl.range(0, C, CHUNK):
+        classes = start + tl.arange(0, CHUNK)
+        hit = label[:, None] == classes[None, :]
+        slots = part_ptr + (n * C + classes) * P + block
+        tl.store(slots, tl.sum(tl.where(hit, weight[:, None], 0.0), axis=0), mask=classes < C)
+        if HAS_M:
+            tl.store(slots + N * C * P, tl.sum(tl.where(hit, count[:, None], 0.0), axis=0),
+                     mask=classes < C)
+
+
+def _scan(labels: torch.Tensor, v: torch.Tensor | None, m: torch.Tensor | None,
+          ignore: list[int], num_classes: int, dtype: torch.dtype
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sums, invalid)``: sums (1 or 2 with ``m``, N, C) in ``dtype``, invalid (N,) int64."""
+    n, spatial = labels.shape
+    programs = triton.cdiv(spatial, BLOCK)
+    rows = 2 if m is not None else 1
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    part = torch.empty(rows, n, num_classes, programs, dtype=acc, device=labels.device)
+    bad = torch.empty(n, programs, dtype=torch.int32, device=labels.device)
+    if n and spatial:  # every slot written (an empty image has no slots)
+        holder = dummy(part)
+        stn, sts = pixel_strides(labels)
+        svn, svs = pixel_strides(v)
+        smn, sms = pixel_strides(m)
+        _scan_kernel[(programs, n)](
+            labels, holder if v is None else v, holder if m is None else m,
+            ignore_values(tuple(ignore), labels.device) if ignore else holder, part, bad,
+            n, spatial, num_classes, programs, stn, sts, svn, svs, smn, sms,
+            IGNORE=len(ignore), HAS_V=v is not None, HAS_M=m is not None,
+            ACC=accumulate_dtype(acc), BLOCK=BLOCK, CHUNK=min(CHUNK, triton.next_power_of_2(
+                num_classes)), num_warps=WARPS)
+    return part.sum(-1, dtype=torch.float64).to(dtype), bad.sum(-1)
+
+
+_scan_op = torch.library.custom_op("seglosses::label_sums", _scan, mutates_args=())
+
+
+@_scan_op.register_fake
+def _(labels, v, m, ignore, num_classes, dtype):
+    rows = 2 if m is not None else 1
+    return (labels.new_empty((rows, labels.shape[0], num_classes), dtype=dtype),
+            labels.new_empty((labels.shape[0],), dtype=torch.int64))
+
+
+def label_sums(labels: torch.Tensor, v: torch.Tensor | None, m: torch.Tensor | None,
+               ignore: tuple[int, ...], num_classes: int, dtype: torch.dtype
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(weighted, counted, invalid)`` of an (N, S) index map in its own dtype (module
+    docstring); ``v`` and ``m`` are (N, S) maps in any dtype, or None (1 everywhere);
+    ``counted`` is ``weighted`` itself when ``m`` is None."""
+    dtype = result_dtype(dtype)
+    sums, invalid = (_scan_op if in_graph() else _scan)(labels, v, m, list(ignore),
+                                                       num_classes, dtype)
+    return sums[0], sums[-1], invalid
