@@ -5,8 +5,8 @@ A fused loss should be its kernels and little else: every extra torch op is a la
 call holds beyond dX. This script runs one fwd+bwd call per case with the kernels replaced by
 recorders (``benchmarks/static.py``: nothing runs, CPU tensors stand in for CUDA ones) under a
 ``TorchDispatchMode`` that logs every aten op, then prints per case: the Triton launches, the
-torch ops that are not views, the bytes those ops write (the outputs the call must allocate,
-dX and the loss, are left out), and the largest of those tensors, each as a fraction of the
+torch ops that are not views, the bytes those ops write (dX, which the kernels write, is left
+out), and the largest of those tensors, each as a fraction of the
 logits' bytes (the issue's memory target is ≤ 0.05 × logits beyond dX for mean/sum).
 
     python benchmarks/host.py               # the issue's 2-D shape with the common options
@@ -38,6 +38,11 @@ def _ce(**options):
     return lambda x, y, m: sl.cross_entropy(x, y, impl="triton", **options)
 
 
+def _bce(**options):
+    return lambda x, t, m: sl.binary_cross_entropy(x, t, mode="multilabel", impl="triton",
+                                                   **options)
+
+
 def _dice_ce(**options):
     return lambda x, y, m: sl.dice_ce_loss(x, y, impl="triton", **options)
 
@@ -56,34 +61,65 @@ CASES = [
     ("Dice+CE ignore_index=255", _dice_ce(ignore_index=255)),
     ("Dice ignore_index=255", lambda x, y, m: sl.dice_loss(x, y, impl="triton",
                                                             ignore_index=255)),
+    # multilabel: a 0/1 target of the logits' shape ("BCE" in the name)
+    ("BCE multilabel", _bce()),
+    ("BCE multilabel mask", lambda x, y, m: sl.binary_cross_entropy(
+        x, y, mode="multilabel", impl="triton", mask=m)),
+    ("BCE multilabel class_weights='balanced'", _bce(class_weights="balanced")),
+    ("BCE multilabel ignore_index=255", _bce(ignore_index=255)),
 ]
 
 
-class OpLog(TorchDispatchMode):
-    """Every aten op and the bytes of the tensors it returns (views write nothing)."""
+def targets(shape, generator) -> dict:
+    """The targets of the cases for logits of ``shape``: index labels, the same with a border
+    of 255 (Cityscapes' ignore label), a multilabel 0/1 map and that with the border; and a
+    mask that keeps 90 % of the pixels."""
+    labels = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=generator,
+                           dtype=torch.uint8)
+    multilabel = torch.randint(0, 2, shape, generator=generator, dtype=torch.uint8)
+    found = {"labels": labels, "multilabel": multilabel}
+    for kind in ("labels", "multilabel"):
+        found[f"{kind} ignore"] = found[kind].clone()
+        found[f"{kind} ignore"][..., :7] = 255
+    found["mask"] = torch.rand((shape[0], *shape[2:]), generator=generator) > 0.1
+    return found
 
-    def __init__(self):
+
+def target_of(name: str, found: dict) -> torch.Tensor:
+    """The target a case takes (by its name)."""
+    kind = "multilabel" if name.startswith("BCE") else "labels"
+    return found[f"{kind} ignore" if "ignore" in name else kind]
+
+
+class OpLog(TorchDispatchMode):
+    """Every aten op, the bytes of the tensors it returns (views write nothing) and whether
+    it is an uninitialised tensor of the logits' size and dtype (dX, which the kernels
+    write, in any view of the logits' shape)."""
+
+    def __init__(self, x):
         super().__init__()
         self.ops: list[tuple[str, int]] = []
+        self.numel, self.dtype = x.numel(), x.dtype
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
+        name = func.overloadpacket.__name__
         if not getattr(func, "is_view", False):
-            written = sum(t.untyped_storage().nbytes() for t in tree_leaves(out)
-                          if isinstance(t, torch.Tensor))
-            self.ops.append((func.overloadpacket.__name__, written))
+            tensors = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+            gradient = name.startswith("empty") and any(
+                t.numel() == self.numel and t.dtype == self.dtype for t in tensors)
+            if not gradient:
+                self.ops.append((name, sum(t.untyped_storage().nbytes() for t in tensors)))
         return out
 
 
 def measure(call, x, y, m):
-    """``(launches, ops, bytes written, largest)`` of one fwd+bwd call; the call's own
-    outputs (dX and any logits-sized buffer) are not counted as extra."""
-    log = OpLog()
+    """``(launches, ops)`` of one fwd+bwd call: the Triton launches, and each torch op that
+    is not a view with the bytes it writes (dX, which the kernels write, left out)."""
+    log = OpLog(x)
     with log:
         launches = record(call, x, y, m)
-    logits = x.numel() * x.element_size()
-    extra = [(name, size) for name, size in log.ops if size < logits]
-    return launches, extra
+    return launches, log.ops
 
 
 def main() -> None:
@@ -95,19 +131,15 @@ def main() -> None:
     shape = tuple(int(s) for s in args.shape.split("x"))
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(shape, generator=generator).to(torch.bfloat16)
-    labels = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=generator,
-                           dtype=torch.uint8)
-    border = labels.clone()
-    border[..., :7] = 255  # a border of ignore labels, as in Cityscapes
-    mask = torch.rand((shape[0], *shape[2:]), generator=generator) > 0.1
+    found = targets(shape, generator)
     logits = x.numel() * x.element_size()
-    print(f"logits {tuple(shape)} bf16 ({logits / 2**20:.0f} MiB), uint8 labels; torch "
+    print(f"logits {tuple(shape)} bf16 ({logits / 2**20:.0f} MiB), uint8 targets; torch "
           f"{torch.__version__}; one fwd+bwd, kernels recorded, not run")
     print("| case | Triton launches | torch ops | bytes they write | × logits | largest "
           "| × logits |")
     print("|---|---|---|---|---|---|---|")
     for name, call in CASES:
-        launches, extra = measure(call, x, border if "ignore" in name else labels, mask)
+        launches, extra = measure(call, x, target_of(name, found), found["mask"])
         written = sum(size for _, size in extra)
         largest = max((size for _, size in extra), default=0)
         print(f"| {name} | {len(launches)} | {len(extra)} | {written / 2**20:.1f} MiB | "

@@ -358,6 +358,17 @@ def _index_labels(function, flat, ignore, num_classes, checking, validate, dtype
     return labels, valid
 
 
+def _outside_01(target: torch.Tensor, ignored: torch.Tensor | None) -> bool:
+    """Whether an integer binary target holds a value other than 0, 1 or an ignore label
+    (one min/max pass, no element-sized map, when there is no ignore label)."""
+    if ignored is not None:
+        return bool(((target != 0) & (target != 1) & ~ignored).any())
+    if target.dtype == torch.bool or not target.numel():
+        return False
+    low, high = torch.aminmax(target)
+    return int(low) < 0 or int(high) > 1
+
+
 def _raise_labels(function, flat, bad, ignore, num_classes):
     raise label_range_error(function, torch.unique(flat[bad]).tolist(), ignore, num_classes)
 
@@ -419,13 +430,12 @@ def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,
     if is_integer:
         ignored = torch.isin(target, torch.tensor(ignore, device=target.device)) if ignore \
             else None
-        if checking:
+        if checking and _outside_01(target, ignored):
             bad = (target != 0) & (target != 1)
             if ignored is not None:
                 bad &= ~ignored
-            if bool(bad.any()):
-                raise fail(function, "target", f"hold 0 or 1 (or an ignore_index) for "
-                           f"mode={mode!r}", _sample(target[bad]))
+            raise fail(function, "target", f"hold 0 or 1 (or an ignore_index) for "
+                       f"mode={mode!r}", _sample(target[bad]))
         if ignored is not None:
             valid = (~ignored).to(dtype)
             target = torch.where(ignored, torch.zeros((), dtype=target.dtype,
@@ -449,20 +459,31 @@ def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,
     else:
         x = input if native else input.to(dtype)
 
-    side = [None if m is None else m.unsqueeze(class_dim).to(dtype)
-            for m in (mask, pixel_weights)]
-    counting = _combine(valid, side[0])
-    v = _combine(counting, side[1])
+    side = [None if m is None else m.unsqueeze(class_dim) for m in (mask, pixel_weights)]
+    given = [m for m in side if m is not None]
+    if native and valid is None and len(given) == 1 and not isinstance(class_weights, str):
+        # the kernels read a lone mask or pixel-weight map in its own dtype (no float copy)
+        counting = side[0]
+        v = given[0].view(torch.uint8) if given[0].dtype == torch.bool else given[0]
+    else:
+        side = [None if m is None else m.to(dtype) for m in side]
+        counting = _combine(valid, side[0])
+        v = _combine(counting, side[1])
     broadcast = [1] * x.ndim
     broadcast[class_dim] = num_channels
     region_weights = positive = negative = None
     if isinstance(class_weights, str):
         dims = tuple(a for a in range(x.ndim) if a != class_dim)
-        as_float = target.to(dtype)
-        validity = torch.ones_like(as_float) if counting is None else \
-            torch.nan_to_num(counting, nan=0.0).expand_as(as_float)
-        positives = (as_float * validity).sum(dims)
-        negatives = ((1 - as_float) * validity).sum(dims)
+        # Σ y and Σ (1 - y) over the counted elements of each channel, the second as the
+        # count minus the first (a target in its own dtype is summed without a float copy)
+        if counting is None:
+            positives = target.sum(dims, dtype=dtype)
+            totals = torch.full_like(positives, target.numel() // num_channels)
+        else:
+            validity = torch.nan_to_num(counting.to(dtype), nan=0.0).expand(target.shape)
+            positives = (target * validity).sum(dims)
+            totals = validity.sum(dims)
+        negatives = totals - positives
         if global_counts:
             positives = global_sum(positives, differentiable=False)
             negatives = global_sum(negatives, differentiable=False)
