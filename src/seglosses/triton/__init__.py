@@ -6,7 +6,10 @@ kernels, the launcher and the ``torch.library`` custom ops with their registered
 
 * :mod:`.softmax`: softmax cross-entropy / focal and the per-(image, class) statistics of Dice,
   Jaccard and Tversky, for index maps (any integer dtype) or one-hot / soft targets;
-* :mod:`.sigmoid`: binary / multilabel BCE-with-logits / focal and the sigmoid statistics.
+* :mod:`.sigmoid`: binary / multilabel BCE-with-logits / focal and the sigmoid statistics;
+* :mod:`.labels`: one scan of an index map (class counts, the "mean" normaliser and the label
+  check), so ignore labels, masks and class weights build no label-sized torch map;
+* :mod:`.region`: the one-program finalize of the region losses.
 
 Importing this package does not import triton; :func:`available` does, once.
 """
