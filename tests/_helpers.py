@@ -45,3 +45,15 @@ def assert_grad_close(actual, expected, relative):
     scale = max(np.abs(expected).max(initial=0.0), 1e-12)
     error = np.abs(actual - expected).max(initial=0.0)
     assert error <= relative * scale, f"max abs error {error:.3g} > {relative:g} x {scale:.3g}"
+
+
+def assert_compiled_like_eager(step, x, target):
+    """``torch.compile(step, fullgraph=True)`` gives the eager value and gradient of ``x``."""
+    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    loss = compiled(x, target)
+    loss.backward()
+    grad, x.grad = x.grad.clone(), None
+    eager = step(x, target)
+    eager.backward()
+    torch.testing.assert_close(loss, eager)
+    torch.testing.assert_close(grad, x.grad)

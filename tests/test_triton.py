@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import seglosses.torch as sl
-from _helpers import assert_grad_close, to_torch, torch_kwargs
+from _helpers import assert_compiled_like_eager, assert_grad_close, to_torch, torch_kwargs
 from cases import CASES, Case, make_case
 from seglosses import triton as kernels
 
@@ -361,14 +361,7 @@ def test_compiles_without_graph_break():
         return sl.dice_ce_loss(logits, labels, impl="triton", validate=False) + \
             sl.cross_entropy(logits, labels, impl="triton", validate=False)
 
-    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
-    loss = compiled(x, target)
-    loss.backward()
-    grad, x.grad = x.grad.clone(), None
-    eager = step(x, target)
-    eager.backward()
-    torch.testing.assert_close(loss, eager)
-    torch.testing.assert_close(grad, x.grad)
+    assert_compiled_like_eager(step, x, target)
 
 
 def test_bad_label_raises_before_any_kernel():

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import seglosses.torch as sl
-from _helpers import assert_grad_close
+from _helpers import assert_compiled_like_eager, assert_grad_close
 from seglosses import triton as kernels
 
 pytestmark = pytest.mark.skipif(not (kernels.available() and kernels.interpreting()),
@@ -181,14 +181,7 @@ def test_compiles_without_graph_break():
                                 ignore_index=255, class_weights="inverse_frequency") + \
             sl.dice_loss(logits, labels, impl="triton", validate=False, ignore_index=255)
 
-    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
-    loss = compiled(x, target)
-    loss.backward()
-    grad, x.grad = x.grad.clone(), None
-    eager = step(x, target)
-    eager.backward()
-    torch.testing.assert_close(loss, eager)
-    torch.testing.assert_close(grad, x.grad)
+    assert_compiled_like_eager(step, x, target)
 
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks"))

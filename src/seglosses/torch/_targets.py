@@ -267,16 +267,26 @@ def prepare_multiclass(function: str, input, target, *, class_dim: int, from_log
     counting = _combine(valid, flat_side[0])  # validity for class frequencies
     v = _combine(counting, flat_side[1])
 
-    weights = None
-    if isinstance(class_weights, str):
-        counts = _class_counts(labels, dense, counting, axis, num_classes, dtype)
-        if global_counts:
-            counts = global_sum(counts, differentiable=False)
-        weights = batch_class_weights(function, class_weights, counts, "multiclass", beta)
-    elif class_weights is not None:
-        weights = static_class_weights(function, class_weights, num_classes, x.device, dtype,
-                                       check=checking)
+    weights = _multiclass_weights(
+        function, class_weights, lambda: _class_counts(labels, dense, counting, axis,
+                                                       num_classes, dtype),
+        num_classes, x.device, dtype, beta, checking, global_counts)
     return Multiclass(x, axis, labels, dense, v, weights, pixel_shape, probabilities)
+
+
+def _multiclass_weights(function, class_weights, counts, num_classes, device, dtype, beta,
+                        checking, global_counts):
+    """The (C,) class weights, or None: a strategy's from the batch's class frequencies
+    (``counts()``, summed over the ranks for aggregate="global"), or static ones, checked."""
+    if isinstance(class_weights, str):
+        total = counts()
+        if global_counts:
+            total = global_sum(total, differentiable=False)
+        return batch_class_weights(function, class_weights, total, "multiclass", beta)
+    if class_weights is not None:
+        return static_class_weights(function, class_weights, num_classes, device, dtype,
+                                    check=checking)
+    return None
 
 
 def _native_index(function, x, axis, flat, ignore, mask, pixel_weights, class_weights, beta,
@@ -305,15 +315,8 @@ def _native_index(function, x, axis, flat, ignore, mask, pixel_weights, class_we
         if ignore:
             outside &= ~torch.isin(flat, torch.tensor(ignore, device=flat.device))
         _raise_labels(function, flat, outside, ignore, num_classes)
-    weights = None
-    if strategy:
-        counts = counted.sum(0)
-        if global_counts:
-            counts = global_sum(counts, differentiable=False)
-        weights = batch_class_weights(function, class_weights, counts, "multiclass", beta)
-    elif class_weights is not None:
-        weights = static_class_weights(function, class_weights, num_classes, x.device, dtype,
-                                       check=checking)
+    weights = _multiclass_weights(function, class_weights, lambda: counted.sum(0), num_classes,
+                                  x.device, dtype, beta, checking, global_counts)
     return Multiclass(x, axis, flat, None, v, weights, pixel_shape, None, ignore,
                       LabelSums(weighted, counted, invalid))
 
