@@ -85,11 +85,12 @@ def splits_classes(layout: tuple[int, ...]) -> bool:
 
 class Recorder:
     """Stands in for a ``@triton.jit`` kernel: ``kernel[grid](...)`` records the launch and
-    zeroes the output arguments numbered in ``zero`` (what the host reads back, such as the
+    zeroes the output arguments named in ``zero`` (what the host reads back, such as the
     label scan's invalid count, must not be garbage)."""
 
     def __init__(self, kernel, launches, zero=()):
-        self.kernel, self.launches, self.zero = kernel, launches, zero
+        self.kernel, self.launches = kernel, launches
+        self.zero = [kernel.arg_names.index(name) for name in zero]
 
     def __getitem__(self, grid):
         def launch(*args, num_warps=4, **constants):
@@ -110,7 +111,7 @@ def record(call, x, y, t) -> list:
     runs_on = kernels.runs_on
     try:
         for module, name, kernel in saved:  # the scan's sums and invalid counts are zeroed
-            zero = (4, 5) if kernel is labels._scan_kernel else ()
+            zero = ("part_ptr", "bad_ptr") if kernel is labels._scan_kernel else ()
             setattr(module, name, Recorder(kernel, launches, zero))
         kernels.runs_on = lambda tensor: True  # CPU tensors stand in for CUDA ones
         x = x.detach().requires_grad_()

@@ -172,7 +172,6 @@ def region_fused(problem, *, want_l1: bool, has_pixels, ce_normaliser, label_smo
     if isinstance(problem, Multiclass):
         operands = (problem.x, problem.labels, problem.dense, problem.v, problem.class_weights)
         head = (problem.axis, float(label_smoothing), 0.0)
-
         ignore = list(problem.ignore)
 
         def statistics():

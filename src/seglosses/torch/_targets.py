@@ -299,22 +299,15 @@ def _native_index(function, x, axis, flat, ignore, mask, pixel_weights, class_we
 
     num_classes = x.shape[axis]
     dtype = compute_dtype(x.dtype)
-    if flat.dtype == torch.bool:
-        flat = flat.view(torch.uint8)
-    side = [None if m is None else m.reshape(flat.shape) for m in (mask, pixel_weights)]
-    v = _combine(*side) if side[0] is not None and side[1] is not None else \
-        side[0] if side[1] is None else side[1]
-    strategy = isinstance(class_weights, str)
-    counting = side[0] if strategy and side[1] is not None else None
-    if counting is not None and counting.dtype == torch.bool:
-        counting = counting.view(torch.uint8)
-    v = v.view(torch.uint8) if v is not None and v.dtype == torch.bool else v
+    flat = _as_bytes(flat)
+    m, pw = (None if t is None else _as_bytes(t.reshape(flat.shape))
+             for t in (mask, pixel_weights))
+    v = _combine(m, pw) if m is not None and pw is not None else m if pw is None else pw
+    # the class frequencies count the mask without pixel weights: a second sum only then
+    counting = m if isinstance(class_weights, str) and pw is not None else None
     weighted, counted, invalid = label_sums(flat, v, counting, ignore, num_classes, dtype)
-    if checking and bool(invalid.any()):
-        outside = (flat < 0) | (flat >= num_classes)
-        if ignore:
-            outside &= ~torch.isin(flat, torch.tensor(ignore, device=flat.device))
-        _raise_labels(function, flat, outside, ignore, num_classes)
+    if checking and bool(invalid.any()):  # the torch path's check finds them and raises
+        _index_labels(function, flat, ignore, num_classes, True, True, dtype)
     weights = _multiclass_weights(function, class_weights, lambda: counted.sum(0), num_classes,
                                   x.device, dtype, beta, checking, global_counts)
     return Multiclass(x, axis, flat, None, v, weights, pixel_shape, None, ignore,
@@ -327,8 +320,7 @@ def _index_labels(function, flat, ignore, num_classes, checking, validate, dtype
     int64 for the torch path; ``native`` keeps the labels' own integer dtype (the kernels
     compare labels with class numbers and never index with them).
     """
-    if flat.dtype == torch.bool:
-        flat = flat.to(torch.uint8)
+    flat = _as_bytes(flat)
     if not ignore and (checking or native):
         # the common case costs one min/max pass and no copy of int64 labels; the kernels
         # (native) turn an unchecked out-of-range label into NaN themselves
@@ -359,6 +351,11 @@ def _index_labels(function, flat, ignore, num_classes, checking, validate, dtype
         one = torch.ones((), dtype=dtype, device=flat.device)
         valid = torch.where(invalid, nan, one if valid is None else valid)
     return labels, valid
+
+
+def _as_bytes(t: torch.Tensor) -> torch.Tensor:
+    """A bool tensor viewed as uint8 (what the kernels load); any other tensor as it is."""
+    return t.view(torch.uint8) if t.dtype == torch.bool else t
 
 
 def _outside_01(target: torch.Tensor, ignored: torch.Tensor | None) -> bool:
@@ -466,8 +463,7 @@ def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,
     given = [m for m in side if m is not None]
     if native and valid is None and len(given) == 1 and not isinstance(class_weights, str):
         # the kernels read a lone mask or pixel-weight map in its own dtype (no float copy)
-        counting = side[0]
-        v = given[0].view(torch.uint8) if given[0].dtype == torch.bool else given[0]
+        counting, v = side[0], _as_bytes(given[0])
     else:
         side = [None if m is None else m.to(dtype) for m in side]
         counting = _combine(valid, side[0])

@@ -57,12 +57,12 @@ def _scan_kernel(t_ptr, v_ptr, m_ptr, ignore_ptr, part_ptr, bad_ptr, N, S, C, P,
     tl.store(bad_ptr + n * P + block, tl.sum(invalid.to(tl.int32), axis=0))
     kept = inside & ~dropped & ~invalid
     label = tl.where(kept, raw, 0).to(tl.int32)  # in [0, C) wherever it counts
-    weight = kept.to(ACC)
-    if HAS_V:
-        weight = weight * tl.load(v_ptr + n * svn + pixels * svs, mask=kept, other=0).to(ACC)
+    if HAS_V:  # 0 wherever the label does not count
+        weight = tl.load(v_ptr + n * svn + pixels * svs, mask=kept, other=0).to(ACC)
+    else:
+        weight = kept.to(ACC)
     if HAS_M:
-        count = kept.to(ACC) * tl.load(m_ptr + n * smn + pixels * sms, mask=kept,
-                                       other=0).to(ACC)
+        count = tl.load(m_ptr + n * smn + pixels * sms, mask=kept, other=0).to(ACC)
     for start in tl.range(0, C, CHUNK):
         classes = start + tl.arange(0, CHUNK)
         hit = label[:, None] == classes[None, :]
@@ -76,12 +76,12 @@ def _scan_kernel(t_ptr, v_ptr, m_ptr, ignore_ptr, part_ptr, bad_ptr, N, S, C, P,
 def _scan(labels: torch.Tensor, v: torch.Tensor | None, m: torch.Tensor | None,
           ignore: list[int], num_classes: int, dtype: torch.dtype
           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(sums, invalid)``: sums (1 or 2 with ``m``, N, C) in ``dtype``, invalid (N,) int64."""
+    """``(sums, invalid)``: sums (1 or 2 with ``m``, N, C) in ``dtype`` (float32 or float64,
+    also the accumulation dtype), invalid (N,) int64."""
     n, spatial = labels.shape
     programs = triton.cdiv(spatial, BLOCK)
     rows = 2 if m is not None else 1
-    acc = torch.float64 if dtype == torch.float64 else torch.float32
-    part = torch.empty(rows, n, num_classes, programs, dtype=acc, device=labels.device)
+    part = torch.empty(rows, n, num_classes, programs, dtype=dtype, device=labels.device)
     bad = torch.empty(n, programs, dtype=torch.int32, device=labels.device)
     if n and spatial:  # every slot written (an empty image has no slots)
         holder = dummy(part)
@@ -93,7 +93,7 @@ def _scan(labels: torch.Tensor, v: torch.Tensor | None, m: torch.Tensor | None,
             ignore_values(tuple(ignore), labels.device) if ignore else holder, part, bad,
             n, spatial, num_classes, programs, stn, sts, svn, svs, smn, sms,
             IGNORE=len(ignore), HAS_V=v is not None, HAS_M=m is not None,
-            ACC=accumulate_dtype(acc), BLOCK=BLOCK, CHUNK=min(CHUNK, triton.next_power_of_2(
+            ACC=accumulate_dtype(dtype), BLOCK=BLOCK, CHUNK=min(CHUNK, triton.next_power_of_2(
                 num_classes)), num_warps=WARPS)
     return part.sum(-1, dtype=torch.float64).to(dtype), bad.sum(-1)
 
