@@ -168,9 +168,10 @@ def measure(call, x, device, repeat):
     return Timing(graph_time(call, x, repeat), eager, statistics.median(single)), extra
 
 
-def methods(num_classes, label_dtype, ignored):
-    """(name, roofline kind, call(x, labels, onehot) -> loss) for a shape; ``ignored``: the
-    labels with a border of 255 (Cityscapes' ignore label) for the ``ignore_index`` rows."""
+def methods(num_classes, label_dtype, ignored, multilabel_ignored):
+    """(name, roofline kind, call(x, labels, onehot) -> loss) for a shape; ``ignored`` and
+    ``multilabel_ignored``: the labels and the multilabel target with a border of 255
+    (Cityscapes' ignore label) for the ``ignore_index`` rows."""
     rows = [
         ("seglosses.cross_entropy [triton]", "ce",
          lambda x, y, t: sl.cross_entropy(x, y, impl="triton", validate=False)),
@@ -200,6 +201,12 @@ def methods(num_classes, label_dtype, ignored):
                                                  validate=False)),
         ("torch F.binary_cross_entropy_with_logits", "bce",
          lambda x, y, t: F.binary_cross_entropy_with_logits(x, t.to(x.dtype))),
+        ("seglosses.binary_cross_entropy [triton] (multilabel) ignore_index=255", "bce",
+         lambda x, y, t: sl.binary_cross_entropy(x, multilabel_ignored, mode="multilabel",
+                                                 impl="triton", validate=False,
+                                                 ignore_index=255)),
+        ("torch BCE-with-logits, ignored elements masked by hand", "bce",
+         lambda x, y, t: _masked_bce(x, multilabel_ignored)),
     ]
     resolved = []
     for name, kind, call in rows:
@@ -225,6 +232,15 @@ def methods(num_classes, label_dtype, ignored):
             call = (lambda f: lambda x, y, t: f(x, y.long()) + F.cross_entropy(x, y.long()))(dice)
         resolved.append((name, kind, call))
     return resolved
+
+
+def _masked_bce(x, target):
+    """What users write for an ignore label with torch's BCE: a validity map, a cleaned float
+    target, per-element losses and their masked mean."""
+    valid = target != 255
+    loss = F.binary_cross_entropy_with_logits(x, (target * valid).to(x.dtype),
+                                              reduction="none")
+    return (loss * valid).sum() / valid.sum().clamp_min(1)
 
 
 def roofline_bytes(kind, x, labels, onehot):
@@ -253,8 +269,10 @@ def run(shapes, device, repeat):
                                generator=generator)
         ignored = labels.clone()
         ignored[..., :max(1, shape[-1] // 64)] = 255
+        multilabel_ignored = onehot.clone()
+        multilabel_ignored[..., :max(1, shape[-1] // 64)] = 255
         label = f"{title} {tuple(shape)}"
-        for name, kind, call in methods(shape[1], label_dtype, ignored):
+        for name, kind, call in methods(shape[1], label_dtype, ignored, multilabel_ignored):
             row = Row(label, name, roofline_bytes(kind, x, labels, onehot))
             if isinstance(call, str):
                 row.note = call
@@ -268,7 +286,7 @@ def run(shapes, device, repeat):
                     if device.type == "cuda":
                         torch.cuda.empty_cache()
             rows.append(row)
-        del x, labels, onehot, ignored
+        del x, labels, onehot, ignored, multilabel_ignored
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return rows, bandwidth

@@ -67,13 +67,19 @@ CASES = [
         x, y, mode="multilabel", impl="triton", mask=m)),
     ("BCE multilabel class_weights='balanced'", _bce(class_weights="balanced")),
     ("BCE multilabel ignore_index=255", _bce(ignore_index=255)),
+    ("BCE multilabel ignore_index=255, mask, 'balanced'", lambda x, y, m: sl.binary_cross_entropy(
+        x, y, mode="multilabel", impl="triton", ignore_index=255, mask=m,
+        class_weights="balanced")),
+    ("BCE multilabel float target", _bce()),
+    ("BCE-Dice multilabel ignore_index=255", lambda x, y, m: sl.dice_ce_loss(
+        x, y, mode="multilabel", impl="triton", ignore_index=255)),
 ]
 
 
 def targets(shape, generator) -> dict:
     """The targets of the cases for logits of ``shape``: index labels, the same with a border
     of 255 (Cityscapes' ignore label), a multilabel 0/1 map and that with the border; and a
-    mask that keeps 90 % of the pixels."""
+    mask that keeps 90 % of the pixels; the multilabel target also as float32."""
     labels = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=generator,
                            dtype=torch.uint8)
     multilabel = torch.randint(0, 2, shape, generator=generator, dtype=torch.uint8)
@@ -81,13 +87,17 @@ def targets(shape, generator) -> dict:
     for kind in ("labels", "multilabel"):
         found[f"{kind} ignore"] = found[kind].clone()
         found[f"{kind} ignore"][..., :7] = 255
+    found["multilabel float"] = multilabel.float()
     found["mask"] = torch.rand((shape[0], *shape[2:]), generator=generator) > 0.1
     return found
 
 
 def target_of(name: str, found: dict) -> torch.Tensor:
-    """The target a case takes (by its name)."""
+    """The target a case takes (by its name: "BCE" cases a multilabel 0/1 target, uint8
+    unless "float" is named)."""
     kind = "multilabel" if name.startswith("BCE") else "labels"
+    if "float" in name:
+        return found[f"{kind} float"]
     return found[f"{kind} ignore" if "ignore" in name else kind]
 
 

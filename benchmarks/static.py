@@ -55,9 +55,16 @@ CASES = [
     ("BCE multilabel 2-D bf16 C=19", (1, 19, 256, 256), torch.bfloat16, False, BCE),
     ("CE 2-D bf16 C=19 ignore_index=255", (1, 19, 256, 256), torch.bfloat16, False,
      lambda x, y, t: sl.cross_entropy(x, y, ignore_index=255, impl="triton", validate=False)),
+    ("BCE multilabel 2-D bf16 C=19 ignore_index=255", (1, 19, 256, 256), torch.bfloat16,
+     False, lambda x, y, t: sl.binary_cross_entropy(x, t, mode="multilabel", ignore_index=255,
+                                                    impl="triton", validate=False)),
     ("CE 2-D bf16 channels_last C=19", (1, 19, 256, 256), torch.bfloat16, True, CE),
     ("CE 2-D fp32 channels_last C=4", (1, 4, 256, 256), torch.float32, True, CE),
     ("BCE multilabel 2-D fp32 channels_last C=4", (1, 4, 256, 256), torch.float32, True, BCE),
+    ("BCE multilabel 2-D fp32 channels_last C=4 ignore_index=255", (1, 4, 256, 256),
+     torch.float32, True, lambda x, y, t: sl.binary_cross_entropy(
+         x, t.contiguous(memory_format=torch.channels_last), mode="multilabel",
+         ignore_index=255, impl="triton", validate=False)),
     ("CE 3-D fp32 C=4", (1, 4, 32, 32, 64), torch.float32, False, CE),
     ("Dice+CE 3-D fp32 C=4", (1, 4, 32, 32, 64), torch.float32, False, DICE_CE),
     ("CE 3-D bf16 C=14", (1, 14, 32, 32, 64), torch.bfloat16, False, CE),
@@ -106,12 +113,14 @@ def record(call, x, y, t) -> list:
     launches: list = []
     patched = [(softmax, "_softmax_kernel"), (softmax, "_softmax_rows_kernel"),
                (sigmoid, "_sigmoid_kernel"), (region, "_finalize_kernel"),
-               (_common, "_scale_kernel"), (labels, "_scan_kernel")]
+               (_common, "_scale_kernel"), (labels, "_scan_kernel"),
+               (labels, "_element_scan_kernel")]
     saved = [(module, name, getattr(module, name)) for module, name in patched]
     runs_on = kernels.runs_on
     try:
-        for module, name, kernel in saved:  # the scan's sums and invalid counts are zeroed
-            zero = ("part_ptr", "bad_ptr") if kernel is labels._scan_kernel else ()
+        for module, name, kernel in saved:  # the scans' sums and invalid counts are zeroed
+            zero = {labels._scan_kernel: ("part_ptr", "bad_ptr"),
+                    labels._element_scan_kernel: ("part_ptr",)}.get(kernel, ())
             setattr(module, name, Recorder(kernel, launches, zero))
         kernels.runs_on = lambda tensor: True  # CPU tensors stand in for CUDA ones
         x = x.detach().requires_grad_()

@@ -70,6 +70,27 @@ def test_multilabel_bce_dice_on_cuda():
         assert_grad_close(grad.cpu().numpy(), ref_grad.cpu().numpy(), 1e-5)
 
 
+def test_multilabel_ignore_index_on_cuda():
+    """The sigmoid kernel's ignore labels and the element scan, against the torch path."""
+    x = torch.randn(2, 5, 64, 96, device="cuda")
+    target = torch.randint(0, 2, x.shape, device="cuda", dtype=torch.uint8)
+    target[..., :5] = 255
+    mask = torch.rand(2, 64, 96, device="cuda") > 0.2
+    for fn, options in [(sl.binary_cross_entropy, {"class_weights": "balanced", "mask": mask}),
+                        (sl.dice_ce_loss, {"pos_weight": [1, 2, 3, 4, 5]}),
+                        (sl.dice_loss, {})]:
+        value, grad = _grad_of(fn, x, target, mode="multilabel", impl="triton",
+                               ignore_index=255, **options)
+        reference, ref_grad = _grad_of(fn, x, target, mode="multilabel", impl="torch",
+                                       ignore_index=255, **options)
+        torch.testing.assert_close(value, reference, rtol=1e-5, atol=1e-6)
+        assert_grad_close(grad.cpu().numpy(), ref_grad.cpu().numpy(), 1e-5)
+    target[1, 2, 3, 4] = 7
+    with pytest.raises(ValueError, match=r"got values \[7\]"):
+        sl.binary_cross_entropy(x, target, mode="multilabel", impl="triton", ignore_index=255)
+    torch.cuda.synchronize()
+
+
 def test_deterministic_over_ten_runs():
     x = torch.randn(8, 19, 128, 256, device="cuda", dtype=torch.bfloat16)
     labels = torch.randint(0, 19, (8, 128, 256), device="cuda", dtype=torch.uint8)
@@ -92,11 +113,18 @@ def test_bad_label_raises_and_the_context_survives():
 def test_cuda_graph_capture():
     x = torch.randn(2, 4, 64, 64, device="cuda", requires_grad=True)
     labels = torch.randint(0, 4, (2, 64, 64), device="cuda", dtype=torch.uint8)
+    multilabel = torch.randint(0, 2, x.shape, device="cuda", dtype=torch.uint8)
+    multilabel[..., :3] = 255
+
+    def losses(z, y, m, impl, validate):
+        return sl.dice_ce_loss(z, y, impl=impl, validate=validate) + \
+            sl.cross_entropy(z, y, impl=impl, validate=validate) + \
+            sl.binary_cross_entropy(z, m, mode="multilabel", impl=impl, validate=validate,
+                                    ignore_index=255)
 
     def step():
         x.grad = None
-        loss = sl.dice_ce_loss(x, labels, impl="triton", validate=False) + \
-            sl.cross_entropy(x, labels, impl="triton", validate=False)
+        loss = losses(x, labels, multilabel, "triton", False)
         loss.backward()
         return loss
 
@@ -114,8 +142,7 @@ def test_cuda_graph_capture():
         x.add_(0.5)
     graph.replay()
     expected, expected_grad = _grad_of(
-        lambda z, y: sl.dice_ce_loss(z, y, impl="torch") + sl.cross_entropy(z, y, impl="torch"),
-        x, labels.long())
+        lambda z, y: losses(z, y, multilabel, "torch", True), x, labels.long())
     torch.testing.assert_close(captured, expected, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(x.grad, expected_grad, rtol=1e-4, atol=1e-6)
 

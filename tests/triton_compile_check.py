@@ -94,8 +94,9 @@ def dense_rows_jobs():
                          dict(aligned=aligned, check=rows_vectorised(vector))))
         constants = dict(HAS_V=False, HAS_PW=False, HAS_NW=False, HAS_ALPHA=False, FOCAL=False,
                          PIXEL=2, STATS=False, L1=False, GRAD=2, HAS_G=False, HAS_COEF=False,
-                         WANT_LOSS=True, LOSS_GRAD=True, ACC=tl.float32, BLOCK=1024 // vector,
-                         CH=vector, UNROLL=2, DENSE=True, sxc=1, sdc=1, stc=1)
+                         WANT_LOSS=True, LOSS_GRAD=True, IGNORE=0, ACC=tl.float32,
+                         BLOCK=1024 // vector, CH=vector, UNROLL=2, DENSE=True, sxc=1, sdc=1,
+                         stc=1)
         jobs.append((f"sigmoid dense rows x={x_type} C={vector}", sigmoid._sigmoid_kernel,
                      types, constants, dict(aligned=aligned, check=rows_vectorised(vector))))
     return jobs
@@ -153,14 +154,18 @@ def variants():
             itertools.product(["*u8", "*fp32"], [False, True], PASSES, [1, 32]):
         if channels > 1 and target_type != "*u8":
             continue
+        ignore = 2 if target_type == "*u8" and not focal else 0  # integer targets only
         constants = dict(HAS_V=True, HAS_PW=True, HAS_NW=True, HAS_ALPHA=focal, FOCAL=focal,
                          PIXEL=pixel, STATS=stats, L1=stats, GRAD=grad, HAS_G=has_g,
                          HAS_COEF=has_coef, WANT_LOSS=pixel != 0,
-                         LOSS_GRAD=grad == 2 or (grad == 1 and has_g), ACC=tl.float32,
-                         BLOCK=1024 // channels, CH=channels, UNROLL=2, DENSE=False)
-        types = {"x_ptr": "*bf16", "dx_ptr": "*bf16", "t_ptr": target_type}
-        jobs.append((f"sigmoid target={target_type} focal={focal} pass={pixel}{grad} "
-                     f"channels={channels}", sigmoid._sigmoid_kernel, types, constants))
+                         LOSS_GRAD=grad == 2 or (grad == 1 and has_g), IGNORE=ignore,
+                         ACC=tl.float32, BLOCK=1024 // channels, CH=channels, UNROLL=2,
+                         DENSE=False)
+        types = {"x_ptr": "*bf16", "dx_ptr": "*bf16", "t_ptr": target_type,
+                 "ignore_ptr": "*i64"}
+        jobs.append((f"sigmoid target={target_type} ignore={ignore} focal={focal} "
+                     f"pass={pixel}{grad} channels={channels}", sigmoid._sigmoid_kernel, types,
+                     constants))
     for acc, (l1, batch, include, has_hp, per_class, mean, has_ce, gamma_one) in \
             itertools.product([tl.float32, tl.float64], [
                 (False, False, True, False, False, True, True, True),
@@ -186,6 +191,16 @@ def variants():
                      dict(IGNORE=ignore, HAS_V=v_type is not None, HAS_M=m_type is not None,
                           ACC=acc, BLOCK=labels.BLOCK, CHUNK=labels.CHUNK),
                      dict(num_warps=labels.WARPS)))
+    for target_type, ignore, v_type, m_type, acc, channels in [
+            ("*u8", 1, None, None, tl.float32, 1), ("*i64", 2, "*fp32", "*u8", tl.float32, 8),
+            ("*fp32", 0, "*u8", None, tl.float32, 1), ("*bf16", 0, None, "*fp64", tl.float64, 4)]:
+        types = {"t_ptr": target_type, "v_ptr": v_type or "*fp32", "m_ptr": m_type or "*fp32",
+                 "ignore_ptr": "*i64", "part_ptr": "*fp64" if acc == tl.float64 else "*fp32"}
+        jobs.append((f"element scan target={target_type} ignore={ignore} v={v_type} "
+                     f"m={m_type} channels={channels}", labels._element_scan_kernel, types,
+                     dict(IGNORE=ignore, HAS_V=v_type is not None, HAS_M=m_type is not None,
+                          ACC=acc, BLOCK=labels.ELEMENTS // channels, CH=channels),
+                     dict(num_warps=labels.ELEMENT_WARPS)))
     for grad_type in ("*bf16", "*fp32"):
         jobs.append((f"scale {grad_type}", _common._scale_kernel,
                      {"grad_ptr": grad_type, "scale_ptr": "*fp32"},

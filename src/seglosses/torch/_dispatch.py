@@ -123,7 +123,8 @@ def sigmoid_terms(problem: Sigmoid, *, label_smoothing: float, gamma: float = 0.
     x, axis, target, v, (positive, negative, alpha) = _sigmoid_operands(problem, alpha)
     mode = {"none": sigmoid.PIXEL_NONE, "each": sigmoid.PIXEL_EACH, "sum": sigmoid.PIXEL_SUM}
     out = sigmoid.sigmoid_terms(x, target, v, positive, negative, alpha, axis,
-                                float(label_smoothing), float(gamma), mode[pixel], stats, l1)
+                                float(label_smoothing), float(gamma), mode[pixel], stats, l1,
+                                list(problem.ignore))
     out = _present(out, pixel, stats, l1)
     if pixel == "each":
         out = (_from_arranged(out[0], problem.x, problem.class_dim, axis),) + out[1:]
@@ -142,7 +143,7 @@ def sigmoid_reduced(problem: Sigmoid, normaliser: torch.Tensor, *, label_smoothi
     x, axis, target, v, (positive, negative, alpha) = _sigmoid_operands(problem, alpha)
     return sigmoid.sigmoid_fused(x, target, v, positive, negative, alpha,
                                  normaliser.reshape(()), axis, float(label_smoothing),
-                                 float(gamma))[0]
+                                 float(gamma), list(problem.ignore))[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,14 +186,15 @@ def region_fused(problem, *, want_l1: bool, has_pixels, ce_normaliser, label_smo
         x, axis, target, v, (positive, negative, alpha) = _sigmoid_operands(problem, None)
         operands = (x, target, v, positive, negative, alpha)
         head = (axis, float(label_smoothing), 0.0)
+        ignore = list(problem.ignore)
 
         def statistics():
             return sigmoid._terms(*operands, *head, sigmoid.PIXEL_SUM if want_ce else
-                                  sigmoid.PIXEL_NONE, True, want_l1)
+                                  sigmoid.PIXEL_NONE, True, want_l1, ignore)
 
         def gradient(coefficients, ce_scale):
             pixel = ce_scale.reshape(1, 1, 1).expand(x.shape) if want_ce else None
-            grad = sigmoid._grad(*operands, pixel, coefficients, *head, want_l1)
+            grad = sigmoid._grad(*operands, pixel, coefficients, *head, want_l1, ignore)
             return _from_arranged(grad, problem.x, problem.class_dim, axis)
 
     def compute():

@@ -67,18 +67,42 @@ class Multiclass:
 
 
 @dataclass
+class ElementSums:
+    """Per-(image, channel) sums of a binary / multilabel target over the elements that are
+    not ignored, from one read of it (the kernels' path)."""
+
+    weighted: torch.Tensor  # (N, C): Σ v
+    counted: torch.Tensor  # (N, C): Σ m (m the mask, 1 without one)
+    positive: torch.Tensor  # (N, C): Σ m y
+    invalid: torch.Tensor  # (N, C): targets outside [0, 1] (NaN included)
+
+    def normaliser(self) -> torch.Tensor:
+        """The "mean" denominator ``Σ v`` over the elements that count."""
+        return self.weighted.sum()
+
+    def has_pixels(self) -> torch.Tensor:
+        """(N, C): pairs with an element that counts."""
+        return self.weighted != 0
+
+
+@dataclass
 class Sigmoid:
     """A binary / multilabel problem: elementwise, in the input's own layout."""
 
     x: torch.Tensor  # input with a class axis, compute dtype (logits, or clipped probabilities)
     class_dim: int
-    target: torch.Tensor  # float, same shape as x, ignored elements set to 0
+    target: torch.Tensor  # same shape as x; torch path: float, ignored elements set to 0
     smoothed: torch.Tensor  # the target after label smoothing (pixel losses only)
     v: torch.Tensor | None  # broadcastable to x
     class_weights: torch.Tensor | None  # (C,) static weights for the region class mean
     positive_weights: torch.Tensor | None  # coefficient of y·log p, broadcast along class_dim
     negative_weights: torch.Tensor | None  # coefficient of (1-y)·log(1-p)
     output_shape: tuple[int, ...]
+    # the kernels' path (native=True) keeps the target in its own dtype; with ignore labels
+    # (or "balanced" weights and a mask) it is the caller's own, ignored elements included
+    # (the kernels drop ``ignore``), and ``sums`` replaces torch passes over the target
+    ignore: tuple[int, ...] = ()
+    sums: ElementSums | None = None
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -120,10 +144,28 @@ def _side_map(function: str, name: str, value, pixel_shape, device, validate: bo
         raise fail(function, name, "be a real or bool tensor", f"dtype {value.dtype}",
                    error=TypeError)
     if value.dtype != torch.bool and _checking_values(validate):
-        bad = ~torch.isfinite(value) | (value < 0)
-        if bool(bad.any()):
+        low, high = _extremes(value)
+        if not (low >= 0 and high < math.inf):  # NaN fails both
+            bad = ~torch.isfinite(value) | (value < 0)
             raise fail(function, name, "be finite and >= 0", _sample(value[bad]))
     return value
+
+
+def _extremes(t: torch.Tensor) -> tuple[float, float]:
+    """``(min, max)`` of a real tensor from one pass and one host sync, without an
+    element-sized map (NaN if it holds one; ``(0, 0)`` when empty). The value checks build
+    their maps of offending elements only to name them in the error."""
+    if not t.numel():
+        return 0.0, 0.0
+    low, high = torch.aminmax(t)
+    low, high = torch.stack((low, high)).tolist()
+    return low, high
+
+
+def _outside_unit(t: torch.Tensor) -> bool:
+    """Whether a float tensor holds a value outside [0, 1], NaN included."""
+    low, high = _extremes(t)
+    return not (low >= 0 and high <= 1)
 
 
 def _sample(values: torch.Tensor, limit: int = 5) -> str:
@@ -145,8 +187,8 @@ def _combine(*factors):
 
 
 def _check_probabilities(function: str, input: torch.Tensor) -> None:
-    bad = torch.isnan(input) | (input < 0) | (input > 1)
-    if bool(bad.any()):
+    if _outside_unit(input):
+        bad = torch.isnan(input) | (input < 0) | (input > 1)
         raise fail(function, "input", "hold probabilities in [0, 1] with from_logits=False",
                    _sample(input[bad]), "Pass raw scores with from_logits=True (the default).")
 
@@ -255,11 +297,10 @@ def prepare_multiclass(function: str, input, target, *, class_dim: int, from_log
     else:
         if target.dtype == torch.bool or not target.is_floating_point():
             target = target.to(dtype)
-        if checking:
+        if checking and _outside_unit(target):
             bad = ~torch.isfinite(target) | (target < 0) | (target > 1)
-            if bool(bad.any()):
-                raise fail(function, "target", "hold one-hot or soft probabilities in [0, 1] "
-                           "without NaN/Inf", _sample(target[bad]))
+            raise fail(function, "target", "hold one-hot or soft probabilities in [0, 1] "
+                       "without NaN/Inf", _sample(target[bad]))
         dense = arrange_like(target.to(dtype), class_dim, axis)
 
     flat_side = [None if m is None else m.reshape(n, math.prod(pixel_shape[1:])).to(dtype)
@@ -324,9 +365,9 @@ def _index_labels(function, flat, ignore, num_classes, checking, validate, dtype
     if not ignore and (checking or native):
         # the common case costs one min/max pass and no copy of int64 labels; the kernels
         # (native) turn an unchecked out-of-range label into NaN themselves
-        if checking and flat.numel():
-            low, high = torch.aminmax(flat)
-            if int(low) < 0 or int(high) >= num_classes:
+        if checking:
+            low, high = _extremes(flat)
+            if low < 0 or high >= num_classes:
                 _raise_labels(function, flat, (flat < 0) | (flat >= num_classes), ignore,
                               num_classes)
         return (flat if native else flat.long()), None
@@ -363,10 +404,10 @@ def _outside_01(target: torch.Tensor, ignored: torch.Tensor | None) -> bool:
     (one min/max pass, no element-sized map, when there is no ignore label)."""
     if ignored is not None:
         return bool(((target != 0) & (target != 1) & ~ignored).any())
-    if target.dtype == torch.bool or not target.numel():
+    if target.dtype == torch.bool:
         return False
-    low, high = torch.aminmax(target)
-    return int(low) < 0 or int(high) > 1
+    low, high = _extremes(target)
+    return low < 0 or high > 1
 
 
 def _raise_labels(function, flat, bad, ignore, num_classes):
@@ -426,16 +467,18 @@ def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,
     checking = _checking_values(validate)
     num_channels = input.shape[class_dim]
 
+    balanced = isinstance(class_weights, str)
+    # the kernels' target scan: ignore labels stay in the target (the kernels drop them), and
+    # the value check, normaliser and "balanced" counts come from one read of it
+    scan = native and (bool(ignore) or (balanced and mask is not None))
     valid = None
-    if is_integer:
-        ignored = torch.isin(target, torch.tensor(ignore, device=target.device)) if ignore \
-            else None
+    if scan:
+        target = _as_bytes(target)
+    elif is_integer:
+        ignored = torch.isin(_as_bytes(target), torch.tensor(ignore, device=target.device)) \
+            if ignore else None
         if checking and _outside_01(target, ignored):
-            bad = (target != 0) & (target != 1)
-            if ignored is not None:
-                bad &= ~ignored
-            raise fail(function, "target", f"hold 0 or 1 (or an ignore_index) for "
-                       f"mode={mode!r}", _sample(target[bad]))
+            raise _binary_target_error(function, mode, target, ignore)
         if ignored is not None:
             valid = (~ignored).to(dtype)
             target = torch.where(ignored, torch.zeros((), dtype=target.dtype,
@@ -445,12 +488,9 @@ def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,
         elif target.dtype == torch.bool:
             target = target.view(torch.uint8)
     else:
-        if checking:
-            bad = ~torch.isfinite(target) | (target < 0) | (target > 1)
-            if bool(bad.any()):
-                raise fail(function, "target", f"hold values in [0, 1] for mode={mode!r}",
-                           _sample(target[bad]))
-        target = target.to(dtype)
+        if checking and _outside_unit(target):
+            raise _binary_target_error(function, mode, target, ignore)
+        target = target if native else target.to(dtype)
 
     if not from_logits:
         if checking:
@@ -461,7 +501,15 @@ def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,
 
     side = [None if m is None else m.unsqueeze(class_dim) for m in (mask, pixel_weights)]
     given = [m for m in side if m is not None]
-    if native and valid is None and len(given) == 1 and not isinstance(class_weights, str):
+    sums = None
+    if scan:  # side maps in their own dtype (multiplied out only when both are given)
+        v = _combine(*given) if len(given) == 2 else _as_bytes(given[0]) if given else None
+        counting = None if side[0] is None else _as_bytes(side[0])
+        sums = _element_sums(target, v, counting if balanced else None, ignore, class_dim,
+                             dtype)
+        if checking and bool(sums.invalid.any()):
+            raise _binary_target_error(function, mode, target, ignore)
+    elif native and valid is None and len(given) == 1 and not balanced:
         # the kernels read a lone mask or pixel-weight map in its own dtype (no float copy)
         counting, v = side[0], _as_bytes(given[0])
     else:
@@ -471,11 +519,13 @@ def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,
     broadcast = [1] * x.ndim
     broadcast[class_dim] = num_channels
     region_weights = positive = negative = None
-    if isinstance(class_weights, str):
+    if balanced:
         dims = tuple(a for a in range(x.ndim) if a != class_dim)
         # Σ y and Σ (1 - y) over the counted elements of each channel, the second as the
         # count minus the first (a target in its own dtype is summed without a float copy)
-        if counting is None:
+        if sums is not None:
+            positives, totals = sums.positive.sum(0), sums.counted.sum(0)
+        elif counting is None:
             positives = target.sum(dims, dtype=dtype)
             totals = torch.full_like(positives, target.numel() // num_channels)
         else:
@@ -504,4 +554,29 @@ def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,
         smoothed = target if label_smoothing == 0 else \
             target * (1 - label_smoothing) + label_smoothing / 2
     return Sigmoid(x, class_dim, target, smoothed, v, region_weights, positive, negative,
-                   output_shape)
+                   output_shape, ignore if scan else (), sums)
+
+
+def _element_sums(target, v, m, ignore, class_dim, dtype) -> ElementSums:
+    """The kernels' scan of a binary / multilabel target (``triton/labels.py``), arranged as
+    it lies in memory (channel-contiguous targets as (N, S, C)); ``v`` and ``m`` broadcast."""
+    from ..triton.labels import element_sums
+
+    axis = 2 if target.shape[class_dim] > 1 and target.stride(class_dim) == 1 else 1
+    arranged = [None if t is None else arrange_like(t.expand(target.shape), class_dim, axis)
+                for t in (target, v, m)]
+    return ElementSums(*element_sums(*arranged, ignore, axis, dtype))
+
+
+def _binary_target_error(function, mode, target, ignore) -> Exception:
+    """The error for a binary / multilabel target holding a value other than 0/1 (an integer
+    target; ignore labels aside) or outside [0, 1] (a float one), naming the values."""
+    if target.is_floating_point():
+        bad = ~torch.isfinite(target) | (target < 0) | (target > 1)
+        return fail(function, "target", f"hold values in [0, 1] for mode={mode!r}",
+                    _sample(target[bad]))
+    bad = (target != 0) & (target != 1)
+    if ignore:
+        bad &= ~torch.isin(_as_bytes(target), torch.tensor(ignore, device=target.device))
+    return fail(function, "target", f"hold 0 or 1 (or an ignore_index) for mode={mode!r}",
+                _sample(target[bad]))

@@ -229,6 +229,8 @@ def _softmax_focal(problem, gamma, alpha, label_smoothing):
 def _sigmoid_normaliser(problem):
     """The "mean" denominator of a sigmoid loss: Σ v over elements (their count without v)."""
     v, shape = problem.v, problem.x.shape
+    if problem.sums is not None:  # the kernels' path: from one scan of the target
+        return problem.sums.normaliser()
     if v is None:
         return _count(shape, compute_dtype(problem.x.dtype), problem.x.device)
     return v.expand(shape).sum() if v.shape != shape else v.sum()
@@ -488,7 +490,9 @@ def _prepare_region(function, input, target, *, mode, soft_label, class_dim, fro
                               validate=validate, global_counts=aggregate == "global",
                               native=native)
     has_pixels = None
-    if problem.v is not None:
+    if problem.sums is not None:
+        has_pixels = problem.sums.has_pixels()
+    elif problem.v is not None:
         dims = tuple(a for a in range(problem.x.ndim) if a not in (0, problem.class_dim))
         has_pixels = problem.v.expand(problem.x.shape).sum(dims) != 0
     return problem, soft_label and target.is_floating_point(), has_pixels

@@ -8,7 +8,8 @@ kernels, the launcher and the ``torch.library`` custom ops with their registered
   Jaccard and Tversky, for index maps (any integer dtype) or one-hot / soft targets;
 * :mod:`.sigmoid`: binary / multilabel BCE-with-logits / focal and the sigmoid statistics;
 * :mod:`.labels`: one scan of an index map (class counts, the "mean" normaliser and the label
-  check), so ignore labels, masks and class weights build no label-sized torch map;
+  check) or of a binary / multilabel target (the same per channel), so ignore labels, masks
+  and class weights build no label-sized torch map;
 * :mod:`.region`: the one-program finalize of the region losses.
 
 Importing this package does not import triton; :func:`available` does, once.

@@ -14,6 +14,14 @@ a ones map for ``index_add_``) is replaced by this scan, which writes
 * ``invalid[n]``: labels outside ``[0, C)`` that are not ignored (``validate=True`` raises on
   them; with ``validate=False`` their pixels become NaN, as on the torch path).
 
+Binary / multilabel targets (0/1 per element, in the logits' shape) have the element scan
+instead, which writes per (image, channel), over the elements that are not ignored:
+
+* ``weighted = Σ v`` (the "mean" normaliser, and whether the pair counts for a region loss);
+* ``counted = Σ m`` and ``positive = Σ m y`` (m the mask, 1 without one): the positive and
+  negative frequencies of ``class_weights="balanced"``;
+* ``invalid``: the targets outside [0, 1] (NaN included), for the value check.
+
 Every program writes its sums to its own slot (no atomics); torch folds the slots in float64.
 """
 
@@ -29,8 +37,10 @@ from ._common import (
     ignore_values,
     in_graph,
     label_status,
+    ncs_strides,
     pixel_strides,
     result_dtype,
+    row_tile,
 )
 
 # labels per program, classes compared at once ([BLOCK, CHUNK] tiles), warps per program. One
@@ -39,6 +49,10 @@ from ._common import (
 BLOCK = 256
 CHUNK = 16
 WARPS = 1
+# the element scan: elements per program (its four partial sums per channel are then
+# 16 / 1024 bytes per element, 0.008 x bf16 logits), warps
+ELEMENTS = 1024
+ELEMENT_WARPS = 4
 
 
 @triton.jit
@@ -118,3 +132,95 @@ def label_sums(labels: torch.Tensor, v: torch.Tensor | None, m: torch.Tensor | N
     sums, invalid = (_scan_op if in_graph() else _scan)(labels, v, m, list(ignore),
                                                        num_classes, dtype)
     return sums[0], sums[-1], invalid
+
+
+@triton.jit
+def _element_scan_kernel(t_ptr, v_ptr, m_ptr, ignore_ptr, part_ptr, N, S, K, P,
+                         stn, stk, sts, svn, svk, svs, smn, smk, sms,
+                         IGNORE: tl.constexpr, HAS_V: tl.constexpr, HAS_M: tl.constexpr,
+                         ACC: tl.constexpr, BLOCK: tl.constexpr, CH: tl.constexpr):
+    """``[BLOCK pixels, CH channels]`` tiles, walking the channels CH at a time (CH = 1 for
+    pixel-contiguous targets, all channels for channel-contiguous ones)."""
+    block = tl.program_id(0)
+    n = tl.program_id(1).to(tl.int64)
+    pixels = block * BLOCK + tl.arange(0, BLOCK)
+    inside = pixels < S
+    pixels = pixels.to(tl.int64)[:, None]
+    rows = N * K * P
+    for first in tl.range(0, K, CH):
+        channels = first + tl.arange(0, CH)
+        within = channels < K
+        tile = inside[:, None] & within[None, :]
+        channels = channels.to(tl.int64)[None, :]
+        raw = tl.load(t_ptr + n * stn + pixels * sts + channels * stk, mask=tile, other=0)
+        kept = tile
+        if IGNORE:  # integer targets only
+            kept = kept & ~label_status(raw, 2, ignore_ptr, IGNORE)[0]
+        y = raw.to(ACC)
+        invalid = kept & ~((y >= 0.0) & (y <= 1.0))  # NaN fails both
+        if HAS_V:
+            weight = tl.load(v_ptr + n * svn + pixels * svs + channels * svk, mask=kept,
+                             other=0).to(ACC)
+        else:
+            weight = kept.to(ACC)
+        if HAS_M:
+            count = tl.load(m_ptr + n * smn + pixels * sms + channels * smk, mask=kept,
+                            other=0).to(ACC)
+        else:
+            count = kept.to(ACC)
+        slots = part_ptr + (n * K + channels) * P + block
+        store = within[None, :]
+        tl.store(slots, tl.sum(weight, axis=0)[None, :], mask=store)
+        tl.store(slots + rows, tl.sum(count, axis=0)[None, :], mask=store)
+        tl.store(slots + 2 * rows, tl.sum(tl.where(kept, count * y, 0.0), axis=0)[None, :],
+                 mask=store)
+        tl.store(slots + 3 * rows, tl.sum(invalid.to(ACC), axis=0)[None, :], mask=store)
+
+
+def _element_scan(target: torch.Tensor, v: torch.Tensor | None, m: torch.Tensor | None,
+                  ignore: list[int], axis: int, dtype: torch.dtype) -> torch.Tensor:
+    """(4, N, K) sums in ``dtype`` (float32 or float64, also the accumulation dtype) of 3-D
+    arranged maps (class axis ``axis``; ``v``, ``m`` may be broadcast views)."""
+    n, channels, spatial = target.shape[0], target.shape[axis], target.shape[3 - axis]
+    block, tile = ELEMENTS, 1
+    rows = row_tile(target, axis)  # channel-contiguous: whole rows per tile
+    if rows:
+        tile = rows[1]
+        block = max(16, min(ELEMENTS // tile, triton.next_power_of_2(max(spatial, 1))))
+    else:
+        block = max(16, min(ELEMENTS, triton.next_power_of_2(max(spatial, 1))))
+    programs = triton.cdiv(spatial, block)
+    part = torch.empty(4, n, channels, programs, dtype=dtype, device=target.device)
+    if n and spatial and channels:
+        holder = dummy(part)
+        _element_scan_kernel[(programs, n)](
+            target, holder if v is None else v, holder if m is None else m,
+            ignore_values(tuple(ignore), target.device) if ignore else holder, part,
+            n, spatial, channels, programs,
+            *ncs_strides(target, axis), *ncs_strides(v, axis), *ncs_strides(m, axis),
+            IGNORE=len(ignore), HAS_V=v is not None, HAS_M=m is not None,
+            ACC=accumulate_dtype(dtype), BLOCK=block, CH=tile,
+            num_warps=max(1, min(ELEMENT_WARPS, block * tile // 256)))
+    return part.sum(-1, dtype=torch.float64).to(dtype)
+
+
+_element_scan_op = torch.library.custom_op("seglosses::element_sums", _element_scan,
+                                           mutates_args=())
+
+
+@_element_scan_op.register_fake
+def _(target, v, m, ignore, axis, dtype):
+    return target.new_empty((4, target.shape[0], target.shape[axis]), dtype=dtype)
+
+
+def element_sums(target: torch.Tensor, v: torch.Tensor | None, m: torch.Tensor | None,
+                 ignore: tuple[int, ...], axis: int, dtype: torch.dtype
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(weighted, counted, positive, invalid)``, each (N, K), of a binary / multilabel
+    target arranged as (N, K, S) (``axis=1``) or (N, S, K) (``axis=2``) in its own dtype
+    (module docstring); ``v`` (the pixel weight) and ``m`` (the counting weight) are maps of
+    the same arrangement in any dtype (broadcast views welcome), or None (1 everywhere)."""
+    dtype = result_dtype(dtype)
+    sums = (_element_scan_op if in_graph() else _element_scan)(target, v, m, list(ignore),
+                                                               axis, dtype)
+    return sums[0], sums[1], sums[2], sums[3]

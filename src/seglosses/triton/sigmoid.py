@@ -29,8 +29,10 @@ from ._common import (
     dummy,
     fused_backward,
     geometry,
+    ignore_values,
     inverse_normaliser,
     is_eager,
+    label_status,
     load_params,
     ncs_strides,
     params,
@@ -53,7 +55,7 @@ from .softmax import (
 @triton.jit
 def _sigmoid_kernel(
         x_ptr, t_ptr, v_ptr, pw_ptr, nw_ptr, alpha_ptr, g_ptr, coef_ptr, norm_ptr, pixel_ptr,
-        part_ptr, dx_ptr,
+        part_ptr, dx_ptr, ignore_ptr,
         N, S, C, P,
         sxn, sxc, sxs, stn, stc, sts, svn, svc, svs, sgn, sgc, sgs, son, soc, sos,
         sdn, sdc, sds,
@@ -62,11 +64,12 @@ def _sigmoid_kernel(
         HAS_ALPHA: tl.constexpr, FOCAL: tl.constexpr, PIXEL: tl.constexpr,
         STATS: tl.constexpr, L1: tl.constexpr, GRAD: tl.constexpr, HAS_G: tl.constexpr,
         HAS_COEF: tl.constexpr, WANT_LOSS: tl.constexpr, LOSS_GRAD: tl.constexpr,
-        ACC: tl.constexpr, BLOCK: tl.constexpr, CH: tl.constexpr, UNROLL: tl.constexpr,
-        DENSE: tl.constexpr):
+        IGNORE: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr, CH: tl.constexpr,
+        UNROLL: tl.constexpr, DENSE: tl.constexpr):
     """Elementwise over ``[BLOCK pixels, CH channels]`` tiles, walking the channels CH at a
     time: CH = 1 for pixel-contiguous logits (NCHW), all channels at once for
-    channel-contiguous ones (channels_last), so every access is contiguous."""
+    channel-contiguous ones (channels_last), so every access is contiguous. An element whose
+    integer target is one of the ``IGNORE`` labels counts as v = 0, t = 0."""
     eps, gamma, tiny = load_params(params_ptr, ACC)
     block = tl.program_id(0)
     n = tl.program_id(1).to(tl.int64)
@@ -90,13 +93,18 @@ def _sigmoid_kernel(
             x_at, x_mask = x_ptr + n * sxn + pixels * sxs + channels * sxc, tile
             dx_at = dx_ptr + n * sdn + pixels * sds + channels * sdc
         x = tl.load(x_at, mask=x_mask, other=0.0).to(ACC)
-        t = tl.load(t_ptr + n * stn + pixels * sts + channels * stc, mask=tile,
-                    other=0).to(ACC)
+        t = tl.load(t_ptr + n * stn + pixels * sts + channels * stc, mask=tile, other=0)
+        counts = tile
+        if IGNORE:
+            dropped = label_status(t, 2, ignore_ptr, IGNORE)[0]
+            t = tl.where(dropped, 0, t)
+            counts = counts & ~dropped
+        t = t.to(ACC)
         if HAS_V:
-            v = tl.load(v_ptr + n * svn + pixels * svs + channels * svc, mask=tile,
+            v = tl.load(v_ptr + n * svn + pixels * svs + channels * svc, mask=counts,
                         other=0.0).to(ACC)
         else:
-            v = tile.to(ACC)
+            v = counts.to(ACC)
         soft, p = softplus_sigmoid(x)
         if WANT_LOSS or LOSS_GRAD:
             y = t * (1.0 - eps) + eps * 0.5
@@ -157,7 +165,7 @@ def _sigmoid_kernel(
 
 
 def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel, stats, l1,
-            grad, grad_pixel=None, coefficients=None, normaliser=None):
+            grad, grad_pixel=None, coefficients=None, normaliser=None, ignore=()):
     """Run the kernel once over ``x`` (3-D view); returns ``(pixel, stats, dx)``."""
     n, num_channels, spatial = x.shape[0], x.shape[axis], x.shape[3 - axis]
     out_dtype = result_dtype(x.dtype)
@@ -188,6 +196,7 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
             holder if normaliser is None else normaliser,
             holder if pixel_out is None else pixel_out, holder if part is None else part,
             holder if dx is None else dx,
+            ignore_values(tuple(ignore), x.device) if ignore else holder,
             n, spatial, num_channels, programs,
             *ncs_strides(x, axis), *ncs_strides(target, axis), *ncs_strides(v, axis),
             *ncs_strides(grad_pixel, axis), *ncs_strides(each, axis), *ncs_strides(dx, axis),
@@ -197,8 +206,8 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
             GRAD=grad, HAS_G=grad_pixel is not None, HAS_COEF=coefficients is not None,
             WANT_LOSS=pixel != PIXEL_NONE,
             LOSS_GRAD=grad == GRAD_FUSED or (grad == GRAD_BACKWARD and grad_pixel is not None),
-            ACC=accumulate_dtype(x.dtype), BLOCK=block, CH=channels, UNROLL=unroll,
-            DENSE=rows is not None and dense_rows(x, axis, channels)
+            IGNORE=len(ignore), ACC=accumulate_dtype(x.dtype), BLOCK=block, CH=channels,
+            UNROLL=unroll, DENSE=rows is not None and dense_rows(x, axis, channels)
             and dense_rows(dx, axis, channels), num_warps=warps)
     else:
         part = None if part is None else part.zero_()
@@ -213,13 +222,13 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
 def _terms(x: torch.Tensor, target: torch.Tensor, v: torch.Tensor | None,
            positive: torch.Tensor | None, negative: torch.Tensor | None,
            alpha: torch.Tensor | None, axis: int, label_smoothing: float,
-           gamma: float, pixel: int, stats: bool,
-           l1: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-                              torch.Tensor]:
+           gamma: float, pixel: int, stats: bool, l1: bool,
+           ignore: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                       torch.Tensor]:
     """``(element terms, TP, PS, TS, L1)``; absent outputs are empty tensors."""
     pixel_out, sums, _ = _launch(x, target, v, positive, negative, alpha, axis,
                                  label_smoothing, gamma, pixel=pixel, stats=stats, l1=l1,
-                                 grad=GRAD_NONE)
+                                 grad=GRAD_NONE, ignore=ignore)
     like = torch.empty(0, dtype=result_dtype(x.dtype), device=x.device)
     pixel_out = absent(like) if pixel_out is None else pixel_out
     if sums is None:
@@ -232,7 +241,8 @@ _terms_op = torch.library.custom_op("seglosses::sigmoid_terms", distinct_outputs
 
 
 @_terms_op.register_fake
-def _(x, target, v, positive, negative, alpha, axis, label_smoothing, gamma, pixel, stats, l1):
+def _(x, target, v, positive, negative, alpha, axis, label_smoothing, gamma, pixel, stats, l1,
+      ignore):
     dtype = result_dtype(x.dtype)
     n, num_channels = x.shape[0], x.shape[axis]
     shapes = {PIXEL_NONE: (0,), PIXEL_EACH: tuple(x.shape), PIXEL_SUM: ()}
@@ -245,10 +255,10 @@ def _grad(x: torch.Tensor, target: torch.Tensor, v: torch.Tensor | None,
           positive: torch.Tensor | None, negative: torch.Tensor | None,
           alpha: torch.Tensor | None, grad_pixel: torch.Tensor | None,
           coefficients: torch.Tensor | None, axis: int, label_smoothing: float,
-          gamma: float, l1: bool) -> torch.Tensor:
-          return _launch(x, target, v, positive, negative, alpha, axis, label_smoothing, gamma,
-          pixel=PIXEL_NONE, stats=False, l1=l1, grad=GRAD_BACKWARD,
-          grad_pixel=grad_pixel, coefficients=coefficients)[2]
+          gamma: float, l1: bool, ignore: list[int]) -> torch.Tensor:
+    return _launch(x, target, v, positive, negative, alpha, axis, label_smoothing, gamma,
+                   pixel=PIXEL_NONE, stats=False, l1=l1, grad=GRAD_BACKWARD,
+                   grad_pixel=grad_pixel, coefficients=coefficients, ignore=ignore)[2]
 
 
 _grad_op = torch.library.custom_op("seglosses::sigmoid_grad", _grad, mutates_args=())
@@ -256,30 +266,30 @@ _grad_op = torch.library.custom_op("seglosses::sigmoid_grad", _grad, mutates_arg
 
 @_grad_op.register_fake
 def _(x, target, v, positive, negative, alpha, grad_pixel, coefficients, axis, label_smoothing,
-      gamma, l1):
+      gamma, l1, ignore):
     return torch.empty_like(x)
 
 
 def _setup_terms(ctx, inputs, output):
-    x, target, v, positive, negative, alpha, axis, eps, gamma, pixel, stats, l1 = inputs
+    x, target, v, positive, negative, alpha, axis, eps, gamma, pixel, stats, l1, ignore = inputs
     ctx.set_materialize_grads(False)  # unused outputs: no zero tensors
     ctx.save_for_backward(x, target, v, positive, negative, alpha)
-    ctx.options = (axis, eps, gamma, pixel, stats, l1)
+    ctx.options = (axis, eps, gamma, pixel, stats, l1, ignore)
 
 
 def _backward_terms(ctx, g_pixel, g_tp, g_ps, g_ts, g_l1):
     x, target, v, positive, negative, alpha = ctx.saved_tensors
-    axis, eps, gamma, pixel, stats, l1 = ctx.options
+    axis, eps, gamma, pixel, stats, l1, ignore = ctx.options
     grad_pixel = g_pixel if pixel != PIXEL_NONE and g_pixel is not None else None
     coefficients = coefficient_table(x, axis, stats, l1, g_tp, g_ps, g_l1)
     if grad_pixel is None and coefficients is None:
-        return (None,) * 12
+        return (None,) * 13
     if grad_pixel is not None and pixel == PIXEL_SUM:
         grad_pixel = grad_pixel.reshape(1, 1, 1).expand(x.shape)  # strides 0: one scalar
     grad = (_grad if is_eager(ctx) else _grad_op)(
         x, target, v, positive, negative, alpha, grad_pixel, coefficients, axis, eps, gamma,
-        l1 and coefficients is not None)
-    return (grad,) + (None,) * 11
+        l1 and coefficients is not None, ignore)
+    return (grad,) + (None,) * 12
 
 
 sigmoid_terms = differentiable("SigmoidTerms", _terms, _terms_op, _setup_terms, _backward_terms)
@@ -288,11 +298,13 @@ sigmoid_terms = differentiable("SigmoidTerms", _terms, _terms_op, _setup_terms, 
 def _fused(x: torch.Tensor, target: torch.Tensor, v: torch.Tensor | None,
            positive: torch.Tensor | None, negative: torch.Tensor | None,
            alpha: torch.Tensor | None, normaliser: torch.Tensor, axis: int,
-           label_smoothing: float, gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
+           label_smoothing: float, gamma: float,
+           ignore: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """``(Σ ℓ / normaliser, its gradient)`` from one read of the logits and targets."""
     total, _, dx = _launch(x, target, v, positive, negative, alpha, axis, label_smoothing,
                            gamma, pixel=PIXEL_SUM, stats=False, l1=False, grad=GRAD_FUSED,
-                           normaliser=normaliser.reshape(()).to(result_dtype(x.dtype)))
+                           normaliser=normaliser.reshape(()).to(result_dtype(x.dtype)),
+                           ignore=ignore)
     return total, dx
 
 
@@ -300,9 +312,10 @@ _fused_op = torch.library.custom_op("seglosses::sigmoid_fused", _fused, mutates_
 
 
 @_fused_op.register_fake
-def _(x, target, v, positive, negative, alpha, normaliser, axis, label_smoothing, gamma):
+def _(x, target, v, positive, negative, alpha, normaliser, axis, label_smoothing, gamma,
+      ignore):
     return (x.new_empty((), dtype=result_dtype(x.dtype)),
             torch.empty_like(x))
 
 
-sigmoid_fused = differentiable("SigmoidFused", _fused, _fused_op, setup_fused, fused_backward(10))
+sigmoid_fused = differentiable("SigmoidFused", _fused, _fused_op, setup_fused, fused_backward(11))
