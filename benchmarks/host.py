@@ -61,6 +61,9 @@ CASES = [
     ("Dice+CE ignore_index=255", _dice_ce(ignore_index=255)),
     ("Dice ignore_index=255", lambda x, y, m: sl.dice_loss(x, y, impl="triton",
                                                             ignore_index=255)),
+    ("CE one-hot uint8 target", _ce()),
+    ("Dice+CE one-hot uint8 target, mask", lambda x, y, m: sl.dice_ce_loss(
+        x, y, impl="triton", mask=m)),
     # multilabel: a 0/1 target of the logits' shape ("BCE" in the name)
     ("BCE multilabel", _bce()),
     ("BCE multilabel mask", lambda x, y, m: sl.binary_cross_entropy(
@@ -79,7 +82,8 @@ CASES = [
 def targets(shape, generator) -> dict:
     """The targets of the cases for logits of ``shape``: index labels, the same with a border
     of 255 (Cityscapes' ignore label), a multilabel 0/1 map and that with the border; and a
-    mask that keeps 90 % of the pixels; the multilabel target also as float32."""
+    mask that keeps 90 % of the pixels; the multilabel target also as float32, the labels
+    also one-hot (uint8)."""
     labels = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=generator,
                            dtype=torch.uint8)
     multilabel = torch.randint(0, 2, shape, generator=generator, dtype=torch.uint8)
@@ -88,13 +92,17 @@ def targets(shape, generator) -> dict:
         found[f"{kind} ignore"] = found[kind].clone()
         found[f"{kind} ignore"][..., :7] = 255
     found["multilabel float"] = multilabel.float()
+    found["one-hot"] = torch.nn.functional.one_hot(labels.long(), shape[1]).movedim(-1, 1).to(
+        torch.uint8).contiguous()
     found["mask"] = torch.rand((shape[0], *shape[2:]), generator=generator) > 0.1
     return found
 
 
 def target_of(name: str, found: dict) -> torch.Tensor:
     """The target a case takes (by its name: "BCE" cases a multilabel 0/1 target, uint8
-    unless "float" is named)."""
+    unless "float" is named; "one-hot" cases the labels one-hot encoded, uint8)."""
+    if "one-hot" in name:
+        return found["one-hot"]
     kind = "multilabel" if name.startswith("BCE") else "labels"
     if "float" in name:
         return found[f"{kind} float"]

@@ -183,6 +183,41 @@ def test_labels_are_read_in_their_own_dtype():
     assert bf16.x.dtype == torch.bfloat16
 
 
+@pytest.mark.parametrize("target_dtype", [torch.uint8, torch.bool, torch.int64,
+                                          torch.float16, torch.float64])
+@pytest.mark.parametrize("loss_name,options", [
+    ("cross_entropy", {"mask": "bool"}),
+    ("focal_loss", {"gamma": 2.0, "pixel_weights": "float"}),
+    ("dice_ce_loss", {"mask": "bool", "pixel_weights": "float"}),
+    ("dice_loss", {"class_weights": "inverse_frequency", "mask": "bool"}),
+])
+@pytest.mark.parametrize("tile_values", [0, 256], ids=["class_loop", "pixel_tiles"])
+def test_one_hot_targets_in_their_own_dtype(target_dtype, loss_name, options, tile_values,
+                                            monkeypatch):
+    """A one-hot target (uint8, bool, int64, half or double) and a lone mask or pixel-weight
+    map reach the kernels without a float copy, and give the torch path's numbers."""
+    from seglosses.torch._targets import prepare_multiclass
+    from seglosses.triton import _common
+
+    monkeypatch.setattr(_common, "PIXEL_TILE_VALUES", tile_values)
+
+    x = torch.randn(2, 4, 9, 11, dtype=torch.float64) * 2
+    onehot = torch.nn.functional.one_hot(_labels((2, 9, 11), 4, torch.int64), 4).movedim(-1, 1)
+    target = onehot.to(target_dtype)
+    generator = torch.Generator().manual_seed(4)
+    side = {"bool": torch.rand(2, 9, 11, generator=generator) > 0.3,
+            "float": torch.rand(2, 9, 11, generator=generator, dtype=torch.float64)}
+    kwargs = {k: side[v] if k in ("mask", "pixel_weights") else v for k, v in options.items()}
+    (loss, grad), (ref, ref_grad) = _both(loss_name, x, target, kwargs)
+    np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-10, atol=1e-12)
+    assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
+    problem = prepare_multiclass(loss_name, x, target, class_dim=1, from_logits=True,
+                                 ignore_index=None, mask=side["bool"], pixel_weights=None,
+                                 class_weights=None, beta=0.999, validate=True, native=True)
+    assert problem.dense.data_ptr() == target.data_ptr()
+    assert problem.v.data_ptr() == side["bool"].data_ptr()
+
+
 @pytest.mark.parametrize("layout", ["channels_last", "class_dim_last", "sliced", "transposed"])
 @pytest.mark.parametrize("loss_name,mode", [("dice_ce_loss", "multiclass"),
                                             ("cross_entropy", "multiclass"),

@@ -111,13 +111,16 @@ def pixel_tile_job(name, types, constants):
     the most classes the budget admits, with unit pixel strides and aligned rows (as the JIT
     specialises a contiguous tensor), and the layout check."""
     dtype = torch.bfloat16 if types["x_ptr"] == "*bf16" else torch.float32
-    vector = 16 // dtype.itemsize
+    dense = None if constants["INDEX"] else \
+        torch.uint8 if types["t_ptr"] == "*u8" else torch.float32  # a one-hot target
+    vector = 16 // min(dtype.itemsize, dense.itemsize if dense else 16)
     classes = TILE_BUDGET // vector
     old, _common.PIXEL_TILE_VALUES = _common.PIXEL_TILE_VALUES, TILE_BUDGET
     try:
+        shape = (2, classes, 1 << 16)
         block, padded, warps = _common.pixel_tile(
-            torch.empty((2, classes, 1 << 16), dtype=dtype, device="meta"), 1,
-            stats=constants["STATS"])
+            torch.empty(shape, dtype=dtype, device="meta"), 1, stats=constants["STATS"],
+            target=None if dense is None else torch.empty(shape, dtype=dense, device="meta"))
     finally:
         _common.PIXEL_TILE_VALUES = old
     unit = dict(sxs=1, sds=1, sts=1, svs=1, sgs=1)  # every pixel axis contiguous
@@ -139,7 +142,9 @@ def variants():
                                          pixel=pixel, stats=stats, l1=stats and not index,
                                          grad=grad, has_g=has_g, has_coef=has_coef,
                                          ignore=ignore), ACC=acc)
-        types = {"x_ptr": x_type, "dx_ptr": x_type, "t_ptr": "*u8" if index else "*fp32",
+        # a one-hot target in its own dtype (uint8) with bf16 logits, float32 otherwise
+        types = {"x_ptr": x_type, "dx_ptr": x_type,
+                 "t_ptr": "*u8" if index or x_type == "*bf16" else "*fp32",
                  "v_ptr": "*u8" if index and focal else "*fp32", "ignore_ptr": "*i64"}
         name = (f"x={x_type} index={index} ignore={ignore * index} focal={focal} "
                 f"pass={pixel}{grad}")

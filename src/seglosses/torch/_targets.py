@@ -54,7 +54,8 @@ class Multiclass:
     x: torch.Tensor  # (N, C, S) or (N, S, C) view, compute dtype
     axis: int  # class axis of ``x``: 1 or 2
     labels: torch.Tensor | None  # (N, S) int64, ignored/invalid pixels set to 0
-    dense: torch.Tensor | None  # same arrangement as x: one-hot / soft target (compute dtype)
+    dense: torch.Tensor | None  # same arrangement as x: one-hot / soft target (compute dtype;
+    #                             the kernels' path: its own dtype, bool viewed as uint8)
     v: torch.Tensor | None  # (N, S) pixel weight, 0 where ignored; None means all 1
     class_weights: torch.Tensor | None  # (C,)
     pixel_shape: tuple[int, ...]  # shape of a per-pixel output, (N, *spatial)
@@ -295,18 +296,26 @@ def prepare_multiclass(function: str, input, target, *, class_dim: int, from_log
         labels, valid = _index_labels(function, flat, ignore, num_classes, checking, validate,
                                       dtype, native)
     else:
-        if target.dtype == torch.bool or not target.is_floating_point():
+        if native:  # the kernels read a one-hot / soft target in its own dtype
+            target = _as_bytes(target)
+        elif target.dtype == torch.bool or not target.is_floating_point():
             target = target.to(dtype)
         if checking and _outside_unit(target):
             bad = ~torch.isfinite(target) | (target < 0) | (target > 1)
             raise fail(function, "target", "hold one-hot or soft probabilities in [0, 1] "
                        "without NaN/Inf", _sample(target[bad]))
-        dense = arrange_like(target.to(dtype), class_dim, axis)
+        dense = arrange_like(target if native else target.to(dtype), class_dim, axis)
 
-    flat_side = [None if m is None else m.reshape(n, math.prod(pixel_shape[1:])).to(dtype)
+    flat_side = [None if m is None else m.reshape(n, math.prod(pixel_shape[1:]))
                  for m in (mask, pixel_weights)]
-    counting = _combine(valid, flat_side[0])  # validity for class frequencies
-    v = _combine(counting, flat_side[1])
+    given = [m for m in flat_side if m is not None]
+    if native and len(given) == 1 and not isinstance(class_weights, str):
+        # the kernels read a lone mask or pixel-weight map in its own dtype (no float copy)
+        counting, v = flat_side[0], _as_bytes(given[0])
+    else:
+        flat_side = [None if m is None else m.to(dtype) for m in flat_side]
+        counting = _combine(valid, flat_side[0])  # validity for class frequencies
+        v = _combine(counting, flat_side[1])
 
     weights = _multiclass_weights(
         function, class_weights, lambda: _class_counts(labels, dense, counting, axis,
@@ -423,8 +432,8 @@ def _class_counts(labels, dense, valid, axis, num_classes, dtype):
         return counts.index_add_(0, labels.flatten().long(), ones.flatten())
     spatial_axis = 3 - axis
     if valid is None:
-        return dense.sum(dim=(0, spatial_axis))
-    return (dense * valid.unsqueeze(axis)).sum(dim=(0, spatial_axis))
+        return dense.sum(dim=(0, spatial_axis), dtype=dtype)
+    return (dense * valid.unsqueeze(axis)).sum(dim=(0, spatial_axis), dtype=dtype)
 
 
 def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,

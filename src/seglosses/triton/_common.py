@@ -82,15 +82,18 @@ def dense_rows(t: torch.Tensor | None, axis: int, padded: int) -> bool:
 PIXEL_TILE_VALUES = 0
 
 
-def pixel_tile(x: torch.Tensor, axis: int, *, stats: bool = False
-               ) -> tuple[int, int, int] | None:
+def pixel_tile(x: torch.Tensor, axis: int, *, stats: bool = False,
+               target: torch.Tensor | None = None) -> tuple[int, int, int] | None:
     """``(BLOCK, CP, num_warps)`` of the row-tile kernel for the 3-D view ``x`` when its pixel
     axis is the contiguous one and a thread's share of the tile fits ``PIXEL_TILE_VALUES``;
     None otherwise (the class loop). A statistics pass takes ``STATS_WARPS`` warps, if set
-    (its column sums cross warps through shared memory)."""
+    (its column sums cross warps through shared memory). ``target``, a one-hot / soft tile
+    of narrower elements than ``x`` (uint8), sets the vector: its 16-byte loads span more
+    pixels, and a block of fewer would spread its classes over warps."""
     classes, spatial = x.shape[axis], x.shape[3 - axis]
     padded = triton.next_power_of_2(max(classes, 1))
-    vector = max(1, 16 // x.element_size())
+    size = x.element_size() if target is None else min(x.element_size(), target.element_size())
+    vector = max(1, 16 // size)
     if x.stride(3 - axis) != 1 or classes < 2 or padded * vector > PIXEL_TILE_VALUES:
         return None
     warps = STATS_WARPS if stats and STATS_WARPS else MAX_WARPS

@@ -344,7 +344,7 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
     if tile:
         (block, padded), warps = tile, geometry(spatial)[1]
     else:  # few pixel-contiguous classes: whole tiles too, if enabled
-        tile = pixel_tile(x, axis, stats=stats)
+        tile = pixel_tile(x, axis, stats=stats, target=dense)
         if tile:
             block, padded, warps = tile
     programs = triton.cdiv(spatial, block)
