@@ -273,8 +273,8 @@ def test_dense_rows(classes, batch, loss_name, options, monkeypatch):
         target = _labels((batch, 5, 67), classes, torch.uint8)
         if "ignore_index" in options:
             target[..., ::7] = 255
-    else:
-        target = _labels(shape, 2, torch.uint8)
+    else:  # a channels_last target too: its rows are read as one span as well
+        target = _labels(shape, 2, torch.uint8).contiguous(memory_format=torch.channels_last)
     (loss, grad), (ref, ref_grad) = _both(loss_name, x, target, options)
     np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-10, atol=1e-12)
     assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)

@@ -238,6 +238,27 @@ def test_sigmoid_ignore_masks_and_weights(option, ignore, layout, loss_name):
                                             ignore_index=list(ignore) or None))
 
 
+@pytest.mark.parametrize("loss_name", ["binary_cross_entropy", "dice_ce_loss"])
+def test_sigmoid_ignore_on_dense_rows(loss_name, monkeypatch):
+    """channels_last logits and target with C = 4: the sigmoid kernel and the element scan
+    read the target's rows as one span (``DENSE_T`` / ``DENSE``), ignore labels included."""
+    from seglosses.triton import labels, sigmoid
+
+    taken = []
+    for module in (labels, sigmoid):
+        dense_rows = module.dense_rows
+        monkeypatch.setattr(module, "dense_rows", lambda *a, _f=dense_rows: taken.append(_f(*a))
+                            or taken[-1])
+    x = torch.randn(2, 4, 5, 67, dtype=torch.float64).contiguous(
+        memory_format=torch.channels_last)
+    target = _multilabel(x.shape, torch.uint8, (255,)).contiguous(
+        memory_format=torch.channels_last)
+    mask, _ = _side_maps((2, 5, 67))
+    _assert_same(loss_name, x, target, {"mode": "multilabel", "ignore_index": 255,
+                                        "mask": mask, "class_weights": "balanced"})
+    assert len(taken) >= 3 and all(taken), taken
+
+
 @pytest.mark.parametrize("target_dtype,ignore", [
     (torch.uint8, (255,)), (torch.int8, (-100, 7)), (torch.int16, (-1, 300)),
     (torch.int64, (2**40, 2)), (torch.int32, (1,)), (torch.bool, (1,))])

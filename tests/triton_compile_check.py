@@ -95,8 +95,8 @@ def dense_rows_jobs():
         constants = dict(HAS_V=False, HAS_PW=False, HAS_NW=False, HAS_ALPHA=False, FOCAL=False,
                          PIXEL=2, STATS=False, L1=False, GRAD=2, HAS_G=False, HAS_COEF=False,
                          WANT_LOSS=True, LOSS_GRAD=True, IGNORE=0, ACC=tl.float32,
-                         BLOCK=1024 // vector, CH=vector, UNROLL=2, DENSE=True, sxc=1, sdc=1,
-                         stc=1)
+                         BLOCK=1024 // vector, CH=vector, UNROLL=2, DENSE=True, DENSE_T=True,
+                         sxc=1, sdc=1, stc=1)
         jobs.append((f"sigmoid dense rows x={x_type} C={vector}", sigmoid._sigmoid_kernel,
                      types, constants, dict(aligned=aligned, check=rows_vectorised(vector))))
     return jobs
@@ -165,7 +165,7 @@ def variants():
                          HAS_COEF=has_coef, WANT_LOSS=pixel != 0,
                          LOSS_GRAD=grad == 2 or (grad == 1 and has_g), IGNORE=ignore,
                          ACC=tl.float32, BLOCK=1024 // channels, CH=channels, UNROLL=2,
-                         DENSE=False)
+                         DENSE=False, DENSE_T=False)
         types = {"x_ptr": "*bf16", "dx_ptr": "*bf16", "t_ptr": target_type,
                  "ignore_ptr": "*i64"}
         jobs.append((f"sigmoid target={target_type} ignore={ignore} focal={focal} "
@@ -204,7 +204,8 @@ def variants():
         jobs.append((f"element scan target={target_type} ignore={ignore} v={v_type} "
                      f"m={m_type} channels={channels}", labels._element_scan_kernel, types,
                      dict(IGNORE=ignore, HAS_V=v_type is not None, HAS_M=m_type is not None,
-                          ACC=acc, BLOCK=labels.ELEMENTS // channels, CH=channels),
+                          ACC=acc, BLOCK=labels.ELEMENTS // channels, CH=channels,
+                          DENSE=channels > 1),
                      dict(num_warps=labels.ELEMENT_WARPS)))
     for grad_type in ("*bf16", "*fp32"):
         jobs.append((f"scale {grad_type}", _common._scale_kernel,

@@ -138,17 +138,31 @@ def ignore_values(ignore: tuple[int, ...], device: torch.device) -> torch.Tensor
     return torch.tensor(ignore, dtype=torch.int64, device=device)
 
 
+def comparable_ignore(ignore, labels: torch.Tensor | None) -> tuple[int, ...]:
+    """The ignore labels that a label of ``labels``' integer dtype can equal; the others
+    (-100 for uint8 labels, 2^40 for int32 ones) never match and are not compared, so the
+    kernels compare at 32 bits unless the labels are 64-bit (``label_status``)."""
+    if labels is None or not ignore or labels.is_floating_point():
+        return ()
+    info = torch.iinfo(torch.uint8 if labels.dtype == torch.bool else labels.dtype)
+    return tuple(value for value in ignore if info.min <= value <= info.max)
+
+
 @triton.jit
 def label_status(raw, C, ignore_ptr, IGNORE: tl.constexpr):
     """``(dropped, invalid)`` of index labels in their own dtype: equal to one of the
-    ``IGNORE`` labels at ``ignore_ptr`` (int64), or outside ``[0, C)`` without being ignored.
-    Labels are compared, never used as an index."""
+    ``IGNORE`` labels at ``ignore_ptr`` (int64, each within the labels' range:
+    ``comparable_ignore``), or outside ``[0, C)`` without being ignored. Labels are compared,
+    never used as an index."""
     invalid = (raw < 0) | (raw >= C)
     dropped = raw != raw  # all False, in the labels' shape
     if IGNORE:
-        wide = raw.to(tl.int64)
+        if raw.dtype.primitive_bitwidth > 32:
+            wide = raw.to(tl.int64)
+        else:  # every ignore label fits the labels' dtype, so 32 bits compare exactly
+            wide = raw.to(tl.int32)
         for k in tl.static_range(IGNORE):
-            dropped = dropped | (wide == tl.load(ignore_ptr + k))
+            dropped = dropped | (wide == tl.load(ignore_ptr + k).to(wide.dtype))
         invalid = invalid & ~dropped
     return dropped, invalid
 

@@ -33,6 +33,8 @@ import triton.language as tl
 
 from ._common import (
     accumulate_dtype,
+    comparable_ignore,
+    dense_rows,
     dummy,
     ignore_values,
     in_graph,
@@ -71,12 +73,16 @@ def _scan_kernel(t_ptr, v_ptr, m_ptr, ignore_ptr, part_ptr, bad_ptr, N, S, C, P,
     tl.store(bad_ptr + n * P + block, tl.sum(invalid.to(tl.int32), axis=0))
     kept = inside & ~dropped & ~invalid
     label = tl.where(kept, raw, 0).to(tl.int32)  # in [0, C) wherever it counts
-    if HAS_V:  # 0 wherever the label does not count
-        weight = tl.load(v_ptr + n * svn + pixels * svs, mask=kept, other=0).to(ACC)
+    # 0 wherever the label does not count; the maps are loaded under the block's mask
+    # (uniform along a vector, so the loads stay vectorised) and dropped after
+    if HAS_V:
+        weight = tl.where(kept, tl.load(v_ptr + n * svn + pixels * svs, mask=inside,
+                                        other=0).to(ACC), 0.0)
     else:
         weight = kept.to(ACC)
     if HAS_M:
-        count = tl.load(m_ptr + n * smn + pixels * sms, mask=kept, other=0).to(ACC)
+        count = tl.where(kept, tl.load(m_ptr + n * smn + pixels * sms, mask=inside,
+                                       other=0).to(ACC), 0.0)
     for start in tl.range(0, C, CHUNK):
         classes = start + tl.arange(0, CHUNK)
         hit = label[:, None] == classes[None, :]
@@ -92,6 +98,7 @@ def _scan(labels: torch.Tensor, v: torch.Tensor | None, m: torch.Tensor | None,
           ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(sums, invalid)``: sums (1 or 2 with ``m``, N, C) in ``dtype`` (float32 or float64,
     also the accumulation dtype), invalid (N,) int64."""
+    ignore = comparable_ignore(ignore, labels)
     n, spatial = labels.shape
     programs = triton.cdiv(spatial, BLOCK)
     rows = 2 if m is not None else 1
@@ -104,7 +111,7 @@ def _scan(labels: torch.Tensor, v: torch.Tensor | None, m: torch.Tensor | None,
         smn, sms = pixel_strides(m)
         _scan_kernel[(programs, n)](
             labels, holder if v is None else v, holder if m is None else m,
-            ignore_values(tuple(ignore), labels.device) if ignore else holder, part, bad,
+            ignore_values(ignore, labels.device) if ignore else holder, part, bad,
             n, spatial, num_classes, programs, stn, sts, svn, svs, smn, sms,
             IGNORE=len(ignore), HAS_V=v is not None, HAS_M=m is not None,
             ACC=accumulate_dtype(dtype), BLOCK=BLOCK, CHUNK=min(CHUNK, triton.next_power_of_2(
@@ -138,9 +145,11 @@ def label_sums(labels: torch.Tensor, v: torch.Tensor | None, m: torch.Tensor | N
 def _element_scan_kernel(t_ptr, v_ptr, m_ptr, ignore_ptr, part_ptr, N, S, K, P,
                          stn, stk, sts, svn, svk, svs, smn, smk, sms,
                          IGNORE: tl.constexpr, HAS_V: tl.constexpr, HAS_M: tl.constexpr,
-                         ACC: tl.constexpr, BLOCK: tl.constexpr, CH: tl.constexpr):
+                         ACC: tl.constexpr, BLOCK: tl.constexpr, CH: tl.constexpr,
+                         DENSE: tl.constexpr):
     """``[BLOCK pixels, CH channels]`` tiles, walking the channels CH at a time (CH = 1 for
-    pixel-contiguous targets, all channels for channel-contiguous ones)."""
+    pixel-contiguous targets, all channels for channel-contiguous ones; ``DENSE``: rows of
+    exactly CH adjacent targets, addressed as one span so that a row is one vector load)."""
     block = tl.program_id(0)
     n = tl.program_id(1).to(tl.int64)
     pixels = block * BLOCK + tl.arange(0, BLOCK)
@@ -152,20 +161,27 @@ def _element_scan_kernel(t_ptr, v_ptr, m_ptr, ignore_ptr, part_ptr, N, S, K, P,
         within = channels < K
         tile = inside[:, None] & within[None, :]
         channels = channels.to(tl.int64)[None, :]
-        raw = tl.load(t_ptr + n * stn + pixels * sts + channels * stk, mask=tile, other=0)
+        if DENSE:  # masked by pixel only: the compiler can prove whole-row vectors
+            t_at, t_mask = t_ptr + n * stn + pixels * CH + \
+                tl.arange(0, CH).to(tl.int64)[None, :], inside[:, None]
+        else:
+            t_at, t_mask = t_ptr + n * stn + pixels * sts + channels * stk, tile
+        raw = tl.load(t_at, mask=t_mask, other=0)
         kept = tile
         if IGNORE:  # integer targets only
             kept = kept & ~label_status(raw, 2, ignore_ptr, IGNORE)[0]
         y = raw.to(ACC)
         invalid = kept & ~((y >= 0.0) & (y <= 1.0))  # NaN fails both
+        # the maps are loaded under the tile's mask (uniform along a vector, so the loads stay
+        # vectorised) and the ignored elements dropped after
         if HAS_V:
-            weight = tl.load(v_ptr + n * svn + pixels * svs + channels * svk, mask=kept,
-                             other=0).to(ACC)
+            weight = tl.where(kept, tl.load(v_ptr + n * svn + pixels * svs + channels * svk,
+                                            mask=tile, other=0).to(ACC), 0.0)
         else:
             weight = kept.to(ACC)
         if HAS_M:
-            count = tl.load(m_ptr + n * smn + pixels * sms + channels * smk, mask=kept,
-                            other=0).to(ACC)
+            count = tl.where(kept, tl.load(m_ptr + n * smn + pixels * sms + channels * smk,
+                                           mask=tile, other=0).to(ACC), 0.0)
         else:
             count = kept.to(ACC)
         slots = part_ptr + (n * K + channels) * P + block
@@ -181,25 +197,23 @@ def _element_scan(target: torch.Tensor, v: torch.Tensor | None, m: torch.Tensor 
                   ignore: list[int], axis: int, dtype: torch.dtype) -> torch.Tensor:
     """(4, N, K) sums in ``dtype`` (float32 or float64, also the accumulation dtype) of 3-D
     arranged maps (class axis ``axis``; ``v``, ``m`` may be broadcast views)."""
+    ignore = comparable_ignore(ignore, target)
     n, channels, spatial = target.shape[0], target.shape[axis], target.shape[3 - axis]
-    block, tile = ELEMENTS, 1
     rows = row_tile(target, axis)  # channel-contiguous: whole rows per tile
-    if rows:
-        tile = rows[1]
-        block = max(16, min(ELEMENTS // tile, triton.next_power_of_2(max(spatial, 1))))
-    else:
-        block = max(16, min(ELEMENTS, triton.next_power_of_2(max(spatial, 1))))
+    tile = rows[1] if rows else 1
+    block = max(16, min(ELEMENTS // tile, triton.next_power_of_2(max(spatial, 1))))
     programs = triton.cdiv(spatial, block)
     part = torch.empty(4, n, channels, programs, dtype=dtype, device=target.device)
     if n and spatial and channels:
         holder = dummy(part)
         _element_scan_kernel[(programs, n)](
             target, holder if v is None else v, holder if m is None else m,
-            ignore_values(tuple(ignore), target.device) if ignore else holder, part,
+            ignore_values(ignore, target.device) if ignore else holder, part,
             n, spatial, channels, programs,
             *ncs_strides(target, axis), *ncs_strides(v, axis), *ncs_strides(m, axis),
             IGNORE=len(ignore), HAS_V=v is not None, HAS_M=m is not None,
             ACC=accumulate_dtype(dtype), BLOCK=block, CH=tile,
+            DENSE=rows is not None and dense_rows(target, axis, tile),
             num_warps=max(1, min(ELEMENT_WARPS, block * tile // 256)))
     return part.sum(-1, dtype=torch.float64).to(dtype)
 

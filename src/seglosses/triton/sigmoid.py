@@ -23,6 +23,7 @@ from ._common import (
     absent,
     accumulate_dtype,
     coefficient_table,
+    comparable_ignore,
     dense_rows,
     differentiable,
     distinct_outputs,
@@ -65,11 +66,12 @@ def _sigmoid_kernel(
         STATS: tl.constexpr, L1: tl.constexpr, GRAD: tl.constexpr, HAS_G: tl.constexpr,
         HAS_COEF: tl.constexpr, WANT_LOSS: tl.constexpr, LOSS_GRAD: tl.constexpr,
         IGNORE: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr, CH: tl.constexpr,
-        UNROLL: tl.constexpr, DENSE: tl.constexpr):
+        UNROLL: tl.constexpr, DENSE: tl.constexpr, DENSE_T: tl.constexpr):
     """Elementwise over ``[BLOCK pixels, CH channels]`` tiles, walking the channels CH at a
     time: CH = 1 for pixel-contiguous logits (NCHW), all channels at once for
     channel-contiguous ones (channels_last), so every access is contiguous. An element whose
-    integer target is one of the ``IGNORE`` labels counts as v = 0, t = 0."""
+    integer target is one of the ``IGNORE`` labels counts as v = 0, t = 0. ``DENSE`` /
+    ``DENSE_T``: the logits and dX / the target are rows of exactly CH adjacent values."""
     eps, gamma, tiny = load_params(params_ptr, ACC)
     block = tl.program_id(0)
     n = tl.program_id(1).to(tl.int64)
@@ -93,16 +95,21 @@ def _sigmoid_kernel(
             x_at, x_mask = x_ptr + n * sxn + pixels * sxs + channels * sxc, tile
             dx_at = dx_ptr + n * sdn + pixels * sds + channels * sdc
         x = tl.load(x_at, mask=x_mask, other=0.0).to(ACC)
-        t = tl.load(t_ptr + n * stn + pixels * sts + channels * stc, mask=tile, other=0)
+        if DENSE_T:  # as the logits: whole rows, masked by pixel only (one vector each)
+            t_at, t_mask = t_ptr + n * stn + pixels * CH + \
+                tl.arange(0, CH).to(tl.int64)[None, :], inside[:, None]
+        else:
+            t_at, t_mask = t_ptr + n * stn + pixels * sts + channels * stc, tile
+        t = tl.load(t_at, mask=t_mask, other=0)
         counts = tile
         if IGNORE:
             dropped = label_status(t, 2, ignore_ptr, IGNORE)[0]
             t = tl.where(dropped, 0, t)
             counts = counts & ~dropped
         t = t.to(ACC)
-        if HAS_V:
-            v = tl.load(v_ptr + n * svn + pixels * svs + channels * svc, mask=counts,
-                        other=0.0).to(ACC)
+        if HAS_V:  # loaded under the tile's mask (vectorised), ignored elements dropped after
+            v = tl.where(counts, tl.load(v_ptr + n * svn + pixels * svs + channels * svc,
+                                         mask=tile, other=0.0).to(ACC), 0.0)
         else:
             v = counts.to(ACC)
         soft, p = softplus_sigmoid(x)
@@ -167,6 +174,7 @@ def _sigmoid_kernel(
 def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel, stats, l1,
             grad, grad_pixel=None, coefficients=None, normaliser=None, ignore=()):
     """Run the kernel once over ``x`` (3-D view); returns ``(pixel, stats, dx)``."""
+    ignore = comparable_ignore(ignore, target)
     n, num_channels, spatial = x.shape[0], x.shape[axis], x.shape[3 - axis]
     out_dtype = result_dtype(x.dtype)
     block, warps, unroll = geometry(spatial)
@@ -196,7 +204,7 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
             holder if normaliser is None else normaliser,
             holder if pixel_out is None else pixel_out, holder if part is None else part,
             holder if dx is None else dx,
-            ignore_values(tuple(ignore), x.device) if ignore else holder,
+            ignore_values(ignore, x.device) if ignore else holder,
             n, spatial, num_channels, programs,
             *ncs_strides(x, axis), *ncs_strides(target, axis), *ncs_strides(v, axis),
             *ncs_strides(grad_pixel, axis), *ncs_strides(each, axis), *ncs_strides(dx, axis),
@@ -208,7 +216,8 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
             LOSS_GRAD=grad == GRAD_FUSED or (grad == GRAD_BACKWARD and grad_pixel is not None),
             IGNORE=len(ignore), ACC=accumulate_dtype(x.dtype), BLOCK=block, CH=channels,
             UNROLL=unroll, DENSE=rows is not None and dense_rows(x, axis, channels)
-            and dense_rows(dx, axis, channels), num_warps=warps)
+            and dense_rows(dx, axis, channels),
+            DENSE_T=rows is not None and dense_rows(target, axis, channels), num_warps=warps)
     else:
         part = None if part is None else part.zero_()
         pixel_out = pixel_out.zero_() if pixel == PIXEL_SUM else pixel_out

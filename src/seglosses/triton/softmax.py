@@ -32,6 +32,7 @@ from ._common import (
     absent,
     accumulate_dtype,
     coefficient_table,
+    comparable_ignore,
     dense_rows,
     differentiable,
     distinct_outputs,
@@ -335,6 +336,7 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
             grad_pixel=None, coefficients=None, normaliser=None, ignore=()):
     """Run the kernel once; returns ``(pixel, stats, dx)`` (each None when not asked).
     ``ignore``: the labels of ``labels`` whose pixels the kernel leaves out."""
+    ignore = comparable_ignore(ignore, labels)
     n = x.shape[0]
     num_classes = x.shape[axis]
     spatial = x.shape[3 - axis]
@@ -385,7 +387,7 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
             n, spatial, num_classes, programs,
             sxn, sxc, sxs, stn, stc, sts, svn, svs, sgn, sgs, sdn, sdc, sds,
             params(float(eps), float(gamma), out_dtype, x.device),
-            ignore_values(tuple(ignore), x.device) if ignore and labels is not None else holder,
+            ignore_values(ignore, x.device) if ignore else holder,
             **flags(index=labels is not None, has_v=v is not None, has_scale=scale is not None,
                     focal=gamma != 0, pixel=pixel, stats=stats, l1=l1, grad=grad,
                     has_g=grad_pixel is not None, has_coef=coefficients is not None,
