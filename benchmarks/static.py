@@ -15,6 +15,7 @@ Times come from ``benchmarks/gpu.py`` and ``benchmarks/tune.py`` on a GPU.
 
     TRITON_INTERPRET=0 python benchmarks/static.py                 # the issue's NCHW shapes
     TRITON_INTERPRET=0 python benchmarks/static.py --pixel-tile 0,32
+    TRITON_INTERPRET=0 python benchmarks/static.py --pixel-tile 0 --case "fp32 channels_last"
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ CASES = [
     ("CE 2-D bf16 channels_last C=19", (1, 19, 256, 256), torch.bfloat16, True, CE),
     ("CE 2-D fp32 channels_last C=4", (1, 4, 256, 256), torch.float32, True, CE),
     ("BCE multilabel 2-D fp32 channels_last C=4", (1, 4, 256, 256), torch.float32, True, BCE),
+    ("BCE multilabel 2-D fp32 channels_last C=4, channels_last target", (1, 4, 256, 256),
+     torch.float32, True, lambda x, y, t: sl.binary_cross_entropy(
+         x, t.contiguous(memory_format=torch.channels_last), mode="multilabel",
+         impl="triton", validate=False)),
     ("BCE multilabel 2-D fp32 channels_last C=4 ignore_index=255", (1, 4, 256, 256),
      torch.float32, True, lambda x, y, t: sl.binary_cross_entropy(
          x, t.contiguous(memory_format=torch.channels_last), mode="multilabel",
@@ -185,6 +190,7 @@ def main() -> None:
     parser.add_argument("--pixel-tile", default=f"0,{2 * 16}",
                         help="PIXEL_TILE_VALUES settings to compare (0: the class loop)")
     parser.add_argument("--smoke", action="store_true", help="one tiny case")
+    parser.add_argument("--case", default="", help="only the cases whose name contains this")
     args = parser.parse_args()
     if kernels.interpreting():
         parser.error("run with TRITON_INTERPRET=0: the kernels are compiled, not interpreted")
@@ -195,6 +201,8 @@ def main() -> None:
           "| shared B | global loads (count×bits) | barriers | class axis |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, shape, dtype, channels_last, call in SMOKE if args.smoke else CASES:
+        if args.case not in name:
+            continue
         generator = torch.Generator().manual_seed(0)
         x = torch.randn(shape, generator=generator).to(dtype)
         if channels_last:

@@ -311,7 +311,7 @@ def prepare_multiclass(function: str, input, target, *, class_dim: int, from_log
     given = [m for m in flat_side if m is not None]
     if native and len(given) == 1 and not isinstance(class_weights, str):
         # the kernels read a lone mask or pixel-weight map in its own dtype (no float copy)
-        counting, v = flat_side[0], _as_bytes(given[0])
+        counting, v = flat_side[0], _kernel_weight(*flat_side)
     else:
         flat_side = [None if m is None else m.to(dtype) for m in flat_side]
         counting = _combine(valid, flat_side[0])  # validity for class frequencies
@@ -352,7 +352,7 @@ def _native_index(function, x, axis, flat, ignore, mask, pixel_weights, class_we
     flat = _as_bytes(flat)
     m, pw = (None if t is None else _as_bytes(t.reshape(flat.shape))
              for t in (mask, pixel_weights))
-    v = _combine(m, pw) if m is not None and pw is not None else m if pw is None else pw
+    v = _kernel_weight(m, pw)
     # the class frequencies count the mask without pixel weights: a second sum only then
     counting = m if isinstance(class_weights, str) and pw is not None else None
     weighted, counted, invalid = label_sums(flat, v, counting, ignore, num_classes, dtype)
@@ -401,6 +401,16 @@ def _index_labels(function, flat, ignore, num_classes, checking, validate, dtype
         one = torch.ones((), dtype=dtype, device=flat.device)
         valid = torch.where(invalid, nan, one if valid is None else valid)
     return labels, valid
+
+
+def _kernel_weight(mask, pixel_weights):
+    """The pixel weight v the kernels read: a lone mask or pixel-weight map in its own dtype
+    (bool viewed as uint8, no float copy), the two multiplied out when both are given, or
+    None."""
+    if mask is not None and pixel_weights is not None:
+        return _combine(mask, pixel_weights)
+    lone = mask if pixel_weights is None else pixel_weights
+    return None if lone is None else _as_bytes(lone)
 
 
 def _as_bytes(t: torch.Tensor) -> torch.Tensor:
@@ -511,8 +521,8 @@ def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,
     side = [None if m is None else m.unsqueeze(class_dim) for m in (mask, pixel_weights)]
     given = [m for m in side if m is not None]
     sums = None
-    if scan:  # side maps in their own dtype (multiplied out only when both are given)
-        v = _combine(*given) if len(given) == 2 else _as_bytes(given[0]) if given else None
+    if scan:
+        v = _kernel_weight(*side)
         counting = None if side[0] is None else _as_bytes(side[0])
         sums = _element_sums(target, v, counting if balanced else None, ignore, class_dim,
                              dtype)
@@ -520,7 +530,7 @@ def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,
             raise _binary_target_error(function, mode, target, ignore)
     elif native and valid is None and len(given) == 1 and not balanced:
         # the kernels read a lone mask or pixel-weight map in its own dtype (no float copy)
-        counting, v = side[0], _as_bytes(given[0])
+        counting, v = side[0], _kernel_weight(*side)
     else:
         side = [None if m is None else m.to(dtype) for m in side]
         counting = _combine(valid, side[0])

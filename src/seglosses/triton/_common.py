@@ -168,6 +168,23 @@ def label_status(raw, C, ignore_ptr, IGNORE: tl.constexpr):
 
 
 @triton.jit
+def tile_at(ptr, n, sn, ss, sc, pixels, channels, inside, tile, CH: tl.constexpr,
+            DENSE: tl.constexpr):
+    """``(addresses, mask)`` of a ``[pixels, CH channels]`` tile of image ``n`` (``pixels``
+    an int64 column, ``channels`` a row; strides ``sn``, ``ss``, ``sc``). ``DENSE``: rows of
+    exactly CH adjacent values (channels_last, C a power of two), addressed as one span and
+    masked by pixel only, so the compiler can prove whole-row vectors (a class mask hides
+    that); otherwise by strides under the tile's mask."""
+    if DENSE:
+        at = ptr + n * sn + pixels * CH + tl.arange(0, CH).to(tl.int64)[None, :]
+        mask = inside[:, None]
+    else:
+        at = ptr + n * sn + pixels * ss + channels * sc
+        mask = tile
+    return at, mask
+
+
+@triton.jit
 def load_params(params_ptr, ACC: tl.constexpr):
     """ε, γ and the clamp floor in the accumulation dtype (a float argument would be fp32)."""
     return (tl.load(params_ptr).to(ACC), tl.load(params_ptr + 1).to(ACC),

@@ -43,6 +43,7 @@ from ._common import (
     pixel_strides,
     result_dtype,
     row_tile,
+    tile_at,
 )
 
 # labels per program, classes compared at once ([BLOCK, CHUNK] tiles), warps per program. One
@@ -161,11 +162,8 @@ def _element_scan_kernel(t_ptr, v_ptr, m_ptr, ignore_ptr, part_ptr, N, S, K, P,
         within = channels < K
         tile = inside[:, None] & within[None, :]
         channels = channels.to(tl.int64)[None, :]
-        if DENSE:  # masked by pixel only: the compiler can prove whole-row vectors
-            t_at, t_mask = t_ptr + n * stn + pixels * CH + \
-                tl.arange(0, CH).to(tl.int64)[None, :], inside[:, None]
-        else:
-            t_at, t_mask = t_ptr + n * stn + pixels * sts + channels * stk, tile
+        t_at, t_mask = tile_at(t_ptr, n, stn, sts, stk, pixels, channels, inside, tile, CH,
+                               DENSE)
         raw = tl.load(t_at, mask=t_mask, other=0)
         kept = tile
         if IGNORE:  # integer targets only

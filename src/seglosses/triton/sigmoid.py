@@ -42,6 +42,7 @@ from ._common import (
     setup_fused,
     softplus_sigmoid,
     statistics_slope,
+    tile_at,
 )
 from .softmax import (
     GRAD_BACKWARD,
@@ -86,20 +87,13 @@ def _sigmoid_kernel(
         valid = channels < C
         tile = inside[:, None] & valid[None, :]
         channels = channels.to(tl.int64)[None, :]
-        if DENSE:  # one tile of rows of C = CH adjacent logits: one span, masked by pixel
-            #        only, so the compiler can prove whole 16-byte vectors
-            offsets = pixels * CH + tl.arange(0, CH).to(tl.int64)[None, :]
-            x_at, dx_at, x_mask = x_ptr + n * sxn + offsets, dx_ptr + n * sdn + offsets, \
-                inside[:, None]
-        else:
-            x_at, x_mask = x_ptr + n * sxn + pixels * sxs + channels * sxc, tile
-            dx_at = dx_ptr + n * sdn + pixels * sds + channels * sdc
+        x_at, x_mask = tile_at(x_ptr, n, sxn, sxs, sxc, pixels, channels, inside, tile, CH,
+                               DENSE)
+        dx_at = tile_at(dx_ptr, n, sdn, sds, sdc, pixels, channels, inside, tile, CH,
+                        DENSE)[0]
         x = tl.load(x_at, mask=x_mask, other=0.0).to(ACC)
-        if DENSE_T:  # as the logits: whole rows, masked by pixel only (one vector each)
-            t_at, t_mask = t_ptr + n * stn + pixels * CH + \
-                tl.arange(0, CH).to(tl.int64)[None, :], inside[:, None]
-        else:
-            t_at, t_mask = t_ptr + n * stn + pixels * sts + channels * stc, tile
+        t_at, t_mask = tile_at(t_ptr, n, stn, sts, stc, pixels, channels, inside, tile, CH,
+                               DENSE_T)
         t = tl.load(t_at, mask=t_mask, other=0)
         counts = tile
         if IGNORE:

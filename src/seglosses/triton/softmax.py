@@ -53,6 +53,7 @@ from ._common import (
     setup_fused,
     statistics_slope,
     store_statistics,
+    tile_at,
 )
 
 PIXEL_NONE, PIXEL_EACH, PIXEL_SUM = 0, 1, 2
@@ -252,15 +253,10 @@ def _softmax_rows_kernel(
     classes = tl.arange(0, CP)
     valid = classes < C
     tile = inside[:, None] & valid[None, :]
-    if DENSE:  # rows of C = CP adjacent logits: the tile is one span, masked by pixel only,
-        #        so the compiler can prove whole 16-byte vectors (a class mask hides that)
-        x_at = x_ptr + n * sxn + pixels[:, None] * CP + classes[None, :]
-        dx_at = dx_ptr + n * sdn + pixels[:, None] * CP + classes[None, :]
-        x_mask = inside[:, None]
-    else:
-        x_at = x_ptr + n * sxn + pixels[:, None] * sxs + classes[None, :] * sxc
-        dx_at = dx_ptr + n * sdn + pixels[:, None] * sds + classes[None, :] * sdc
-        x_mask = tile
+    x_at, x_mask = tile_at(x_ptr, n, sxn, sxs, sxc, pixels[:, None], classes[None, :], inside,
+                           tile, CP, DENSE)
+    dx_at = tile_at(dx_ptr, n, sdn, sds, sdc, pixels[:, None], classes[None, :], inside, tile,
+                    CP, DENSE)[0]
     x = tl.load(x_at, mask=x_mask, other=0.0).to(ACC)
     running_max = tl.max(tl.where(valid[None, :], x, float("-inf")), axis=1)
     lse = running_max + tl.log(tl.sum(tl.where(valid[None, :],
