@@ -16,12 +16,14 @@ Times come from ``benchmarks/gpu.py`` and ``benchmarks/tune.py`` on a GPU.
     TRITON_INTERPRET=0 python benchmarks/static.py                 # the issue's NCHW shapes
     TRITON_INTERPRET=0 python benchmarks/static.py --pixel-tile 0,32
     TRITON_INTERPRET=0 python benchmarks/static.py --pixel-tile 0 --case "fp32 channels_last"
+    TRITON_INTERPRET=0 python benchmarks/static.py --pixel-tile 0 --held 0,40
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import itertools
 import os
 import re
 import subprocess
@@ -189,17 +191,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pixel-tile", default=f"0,{2 * 16}",
                         help="PIXEL_TILE_VALUES settings to compare (0: the class loop)")
+    parser.add_argument("--held", default=str(_common.HELD_VALUES),
+                        help="HELD_VALUES settings to compare (0: the class walk re-reads)")
     parser.add_argument("--smoke", action="store_true", help="one tiny case")
     parser.add_argument("--case", default="", help="only the cases whose name contains this")
     args = parser.parse_args()
     if kernels.interpreting():
         parser.error("run with TRITON_INTERPRET=0: the kernels are compiled, not interpreted")
-    default = _common.PIXEL_TILE_VALUES
+    defaults = _common.PIXEL_TILE_VALUES, _common.HELD_VALUES
     print(f"sm_90 via triton {triton.__version__}, torch {torch.__version__}; registers are per "
           "thread (255 at most; local memory > 0 is a spill)")
-    print("| case | pixel tile | launch | kernel | BLOCK | warps | registers | local B "
+    print("| case | pixel tile | held | launch | kernel | BLOCK | warps | registers | local B "
           "| shared B | global loads (count×bits) | barriers | class axis |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, shape, dtype, channels_last, call in SMOKE if args.smoke else CASES:
         if args.case not in name:
             continue
@@ -210,15 +214,17 @@ def main() -> None:
         y = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=generator,
                           dtype=torch.uint8)
         t = torch.randint(0, 2, shape, generator=generator, dtype=torch.uint8)
-        for tile in (int(v) for v in args.pixel_tile.split(",")):
-            _common.PIXEL_TILE_VALUES = tile
+        for tile, held in itertools.product((int(v) for v in args.pixel_tile.split(",")),
+                                            [int(v) for v in args.held.split(",")]):
+            _common.PIXEL_TILE_VALUES, _common.HELD_VALUES = tile, held
             try:
                 launches = record(call, x, y, t)
             finally:
-                _common.PIXEL_TILE_VALUES = default
+                _common.PIXEL_TILE_VALUES, _common.HELD_VALUES = defaults
             for index, (kernel, arguments, constants, warps) in enumerate(launches):
                 seen = examine(kernel, arguments, constants, warps)
-                print(f"| {name} | {tile} | {index} | {kernel.__name__} | "
+                print(f"| {name} | {tile} | {constants.get('HELD', '-')} | {index} | "
+                      f"{kernel.__name__} | "
                       f"{constants.get('BLOCK', '-')} | {warps} | {seen['registers']} | "
                       f"{seen['local']} | {seen['shared']} | {seen['loads']} | "
                       f"{seen['barriers']} | {seen['classes']} |", flush=True)

@@ -9,6 +9,8 @@ kernels one call launches and their time, to show what outside the main kernel c
     python benchmarks/tune.py --blocks 512,1024 --warps 4,8 --profile
     python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --pixel-tile 0,16,32
     python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --dense-rows 0,1
+    python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --held 0,20,40,80
+    python benchmarks/tune.py --blocks 512,1024 --warps 4 --unroll 1,2 --group 1,2,4,8
 """
 
 from __future__ import annotations
@@ -108,6 +110,12 @@ def main() -> None:
     parser.add_argument("--dense-rows", default=str(int(_common.DENSE_ROWS)),
                         help="DENSE_ROWS values (1: channels_last rows of a power-of-two C "
                              "read as one span; 0: per-class strides)")
+    parser.add_argument("--held", default=str(_common.HELD_VALUES),
+                        help="HELD_VALUES values (0: the class walk reads the logits again; "
+                             "40, ...: a thread keeps that many of its pixels' logits)")
+    parser.add_argument("--group", default=str(_common.SIGMOID_GROUP),
+                        help="SIGMOID_GROUP values (1: the sigmoid kernel writes each channel "
+                             "before it loads the next; 4, ...: loads that many first)")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
@@ -119,27 +127,30 @@ def main() -> None:
     stats_warps = [int(w) for w in args.stats_warps.split(",")]
     tile_values = [int(v) for v in args.pixel_tile.split(",")]
     dense = [bool(int(v)) for v in args.dense_rows.split(",")]
+    held = [int(v) for v in args.held.split(",")]
+    groups = [int(v) for v in args.group.split(",")]
     wanted = [c for c in args.cases.split(",") if c]
     defaults = (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL, _common.ROWS_ELEMENTS,
-                _common.STATS_WARPS, _common.PIXEL_TILE_VALUES, _common.DENSE_ROWS)
+                _common.STATS_WARPS, _common.PIXEL_TILE_VALUES, _common.DENSE_ROWS,
+                _common.HELD_VALUES, _common.SIGMOID_GROUP)
     print(f"copy bandwidth {bandwidth / 1e12:.2f} TB/s; defaults MAX_BLOCK={defaults[0]}, "
           f"MAX_WARPS={defaults[1]}, UNROLL={defaults[2]}, ROWS_ELEMENTS={defaults[3]} "
           "(channels_last rows: ROWS_ELEMENTS = 4 x BLOCK in the sweep)", flush=True)
-    print("| case | BLOCK | warps | unroll | stats warps | pixel tile | dense rows "
-          "| GPU ms (graph) | % of roofline | eager ms |\n"
-          "|---|---|---|---|---|---|---|---|---|---|")
+    print("| case | BLOCK | warps | unroll | stats warps | pixel tile | dense rows | held "
+          "| group | GPU ms (graph) | % of roofline | eager ms |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, shape, dtype, channels_last, kind, call in CASES:
         if wanted and name not in wanted:
             continue
         x, labels, onehot = tensors(shape, dtype, channels_last, device)
         roofline_ms = roofline_bytes(kind, x, labels, onehot) / bandwidth * 1e3
         bound = (lambda c, y, t: lambda z: c(z, y, t))(call, labels, onehot)
-        for block, warp, unroll, stats_warp, tile, rows in itertools.product(
-                blocks, warps, unrolls, stats_warps, tile_values, dense):
+        for block, warp, unroll, stats_warp, tile, rows, values, group in itertools.product(
+                blocks, warps, unrolls, stats_warps, tile_values, dense, held, groups):
             _common.STATS_WARPS, _common.PIXEL_TILE_VALUES = stats_warp, tile
-            _common.DENSE_ROWS = rows
+            _common.DENSE_ROWS, _common.HELD_VALUES, _common.SIGMOID_GROUP = rows, values, group
             setting = (f"| {name} | {block} | {warp} | {unroll} | {stats_warp} | {tile} "
-                       f"| {int(rows)} |")
+                       f"| {int(rows)} | {values} | {group} |")
             # BLOCK: pixels per program, or logits per program for class-contiguous rows
             _common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL = block, warp, unroll
             _common.ROWS_ELEMENTS = block * 4 if channels_last else _common.ROWS_ELEMENTS
@@ -152,7 +163,8 @@ def main() -> None:
                 print(f"{setting} failed: {type(error).__name__}: {str(error)[:60]} | |",
                       flush=True)
         (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL, _common.ROWS_ELEMENTS,
-         _common.STATS_WARPS, _common.PIXEL_TILE_VALUES, _common.DENSE_ROWS) = defaults
+         _common.STATS_WARPS, _common.PIXEL_TILE_VALUES, _common.DENSE_ROWS,
+         _common.HELD_VALUES, _common.SIGMOID_GROUP) = defaults
         if args.profile:
             print(f"{name} (roofline {roofline_ms:.3f} ms)\n{profile(bound, x)}", flush=True)
         del x, labels, onehot

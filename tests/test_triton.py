@@ -22,6 +22,21 @@ pytestmark = pytest.mark.skipif(not (kernels.available() and kernels.interpretin
 
 LOGIT_CASES = [c for c in CASES if not c.probabilities]
 
+# the three ways pixel-contiguous logits reach the softmax kernels: the class walk reading
+# them from memory, the class walk holding a pixel's classes in registers, [pixels, classes]
+# tiles; each budget raised so that every class count here takes its way
+KERNEL_MODES = {"class_loop": (0, 0), "held": (0, 1024), "pixel_tiles": (256, 0)}
+
+
+@pytest.fixture(params=list(KERNEL_MODES))
+def kernel_mode(request, monkeypatch):
+    from seglosses.triton import _common
+
+    tile_values, held_values = KERNEL_MODES[request.param]
+    monkeypatch.setattr(_common, "PIXEL_TILE_VALUES", tile_values)
+    monkeypatch.setattr(_common, "HELD_VALUES", held_values)
+    return request.param
+
 
 def _run(loss_name, x, target, kwargs, impl, dtype, seed=3):
     """Value and gradient of one call, with a random upstream gradient of the output's shape."""
@@ -82,12 +97,8 @@ def test_case_table_pixel_tiles(case, monkeypatch):
         assert all(tiles), tiles
 
 
-@pytest.mark.parametrize("tile_values", [0, 256], ids=["class_loop", "pixel_tiles"])
 @pytest.mark.parametrize("case", LOGIT_CASES, ids=lambda c: c.id)
-def test_case_table_float32(case, tile_values, monkeypatch):
-    from seglosses.triton import _common
-
-    monkeypatch.setattr(_common, "PIXEL_TILE_VALUES", tile_values)
+def test_case_table_float32(case, kernel_mode):
     x, target, kwargs = make_case(case)
     (loss, grad), (ref, ref_grad) = _both(case.loss, to_torch(x), to_torch(target, torch.float32),
                                           torch_kwargs(kwargs, torch.float32), torch.float32,
@@ -139,11 +150,7 @@ GEOMETRY = [
     ("dice_loss", {"aggregate": "batch"}),
     ("dice_ce_loss", {"ignore_index": 255, "lambda_ce": 0.5}),
 ])
-@pytest.mark.parametrize("tile_values", [0, 256], ids=["class_loop", "pixel_tiles"])
-def test_kernel_geometry(shape, loss_name, options, tile_values, monkeypatch):
-    from seglosses.triton import _common
-
-    monkeypatch.setattr(_common, "PIXEL_TILE_VALUES", tile_values)
+def test_kernel_geometry(shape, loss_name, options, kernel_mode):
     x = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 3
     target = _labels((shape[0], *shape[2:]), shape[1], torch.int64)
     if "ignore_index" in options:
@@ -151,6 +158,57 @@ def test_kernel_geometry(shape, loss_name, options, tile_values, monkeypatch):
     (loss, grad), (ref, ref_grad) = _both(loss_name, x, target, options)
     np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-10, atol=1e-12)
     assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
+
+
+@pytest.mark.parametrize("classes,block,warps,dense,stats,expected", [
+    (19, 512, 4, False, False, (256, 19)),   # 2-D CE, C=19: two pixels per thread
+    (4, 512, 4, False, False, (512, 4)),     # 3-D CE, C=4: four
+    (40, 512, 4, False, False, (128, 40)),   # the most classes held, one pixel per thread
+    (41, 512, 4, False, False, (512, 0)),    # more: read from memory
+    (10, 512, 4, True, False, (256, 10)),    # a one-hot target is held too
+    (2, 512, 1, False, True, (512, 2)),      # a statistics pass keeps its block ...
+    (19, 512, 1, False, True, (512, 0)),     # ... and holds nothing unless it fits
+    (19, 16, 4, False, False, (16, 19)),     # a block of fewer pixels than lanes
+])
+def test_held_classes(classes, block, warps, dense, stats, expected):
+    from seglosses.triton import _common
+
+    assert _common.held_classes(classes, block, warps, dense=dense, stats=stats) == expected
+
+
+def test_held_classes_read_the_logits_once(monkeypatch):
+    """With the classes held, a fused cross-entropy reads each logit once; read from memory,
+    twice (the interpreter's loads from the logits' storage, counted by element)."""
+    from seglosses.triton import _common
+
+    x = torch.randn(2, 5, 7, 9, dtype=torch.float64, requires_grad=True)
+    target = _labels((2, 7, 9), 5, torch.uint8)
+    reads = {}
+    for held in (0, 40):
+        monkeypatch.setattr(_common, "HELD_VALUES", held)
+        reads[held] = _elements_read(x, lambda: sl.cross_entropy(x, target, impl="triton"))
+    assert reads == {0: 2 * x.numel(), 40: x.numel()}
+
+
+def _elements_read(x, call) -> int:
+    """How many elements of ``x``'s storage the interpreter's loads read during ``call``."""
+    from triton.runtime import interpreter
+
+    builder = interpreter.interpreter_builder
+    start = x.untyped_storage().data_ptr()
+    end = start + x.untyped_storage().nbytes()
+    seen = []
+    original = builder.create_masked_load
+
+    def load(ptrs, mask, *args):
+        addresses = np.asarray(ptrs.data)[np.asarray(mask.data, dtype=bool)]
+        seen.append(int(((addresses >= start) & (addresses < end)).sum()))
+        return original(ptrs, mask, *args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(builder, "create_masked_load", load)
+        call().backward()
+    return sum(seen)
 
 
 @pytest.mark.parametrize("label_dtype", [torch.uint8, torch.int8, torch.int16, torch.int32,
@@ -191,15 +249,10 @@ def test_labels_are_read_in_their_own_dtype():
     ("dice_ce_loss", {"mask": "bool", "pixel_weights": "float"}),
     ("dice_loss", {"class_weights": "inverse_frequency", "mask": "bool"}),
 ])
-@pytest.mark.parametrize("tile_values", [0, 256], ids=["class_loop", "pixel_tiles"])
-def test_one_hot_targets_in_their_own_dtype(target_dtype, loss_name, options, tile_values,
-                                            monkeypatch):
+def test_one_hot_targets_in_their_own_dtype(target_dtype, loss_name, options, kernel_mode):
     """A one-hot target (uint8, bool, int64, half or double) and a lone mask or pixel-weight
     map reach the kernels without a float copy, and give the torch path's numbers."""
     from seglosses.torch._targets import prepare_multiclass
-    from seglosses.triton import _common
-
-    monkeypatch.setattr(_common, "PIXEL_TILE_VALUES", tile_values)
 
     x = torch.randn(2, 4, 9, 11, dtype=torch.float64) * 2
     onehot = torch.nn.functional.one_hot(_labels((2, 9, 11), 4, torch.int64), 4).movedim(-1, 1)
@@ -519,11 +572,14 @@ def test_static_report_runs():
                           text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line.split(" | ") for line in done.stdout.splitlines() if "_kernel" in line]
-    kernels_seen = {(row[1], row[3]) for row in rows}
-    assert ("0", "_softmax_kernel") in kernels_seen
-    assert ("32", "_softmax_rows_kernel") in kernels_seen
-    tile = next(row for row in rows if row[3] == "_softmax_rows_kernel")
-    assert tile[7] == "0" and tile[-1].startswith("in thread"), tile  # no spill, no split
+    # | case | pixel tile | held | launch | kernel | BLOCK | warps | registers | local B | ...
+    kernels_seen = {(row[1], row[2], row[4]) for row in rows}
+    assert ("0", "4", "_softmax_kernel") in kernels_seen  # the 4 classes held in registers
+    assert ("32", "-", "_softmax_rows_kernel") in kernels_seen
+    for row in rows:
+        assert row[8] == "0", row  # no spill
+    tile = next(row for row in rows if row[4] == "_softmax_rows_kernel")
+    assert tile[-1].startswith("in thread"), tile  # no split
 
 
 def test_every_kernel_variant_compiles_for_sm90():

@@ -96,7 +96,7 @@ def dense_rows_jobs():
                          PIXEL=2, STATS=False, L1=False, GRAD=2, HAS_G=False, HAS_COEF=False,
                          WANT_LOSS=True, LOSS_GRAD=True, IGNORE=0, ACC=tl.float32,
                          BLOCK=1024 // vector, CH=vector, UNROLL=2, DENSE=True, DENSE_T=True,
-                         sxc=1, sdc=1, stc=1)
+                         GROUP=1, sxc=1, sdc=1, stc=1)
         jobs.append((f"sigmoid dense rows x={x_type} C={vector}", sigmoid._sigmoid_kernel,
                      types, constants, dict(aligned=aligned, check=rows_vectorised(vector))))
     return jobs
@@ -131,6 +131,21 @@ def pixel_tile_job(name, types, constants):
             dict(num_warps=warps, aligned=aligned, check=classes_in_thread(vector)))
 
 
+def held_job(name, types, constants):
+    """The class walk with the most classes ``_common.held_classes`` keeps in registers at
+    the launcher's 512 pixels and its warps (a statistics pass: ``STATS_WARPS``), compiled at
+    the block it picks."""
+    dense = not constants["INDEX"]
+    warps = _common.STATS_WARPS if constants["STATS"] else _common.MAX_WARPS
+    block = 512
+    classes = _common.HELD_VALUES // (2 if dense else 1) // max(1, block // (32 * warps))
+    block, held = _common.held_classes(max(classes, 1), block, warps, dense=dense,
+                                       stats=constants["STATS"])
+    return (f"softmax held C={held} BLOCK={block} warps={warps} {name}",
+            softmax._softmax_kernel, types,
+            dict(constants, BLOCK=block, UNROLL=2, HELD=held), dict(num_warps=warps))
+
+
 def variants():
     """``(name, kernel, pointer types, constexprs)`` of every specialisation to compile."""
     jobs = []
@@ -149,7 +164,12 @@ def variants():
         name = (f"x={x_type} index={index} ignore={ignore * index} focal={focal} "
                 f"pass={pixel}{grad}")
         jobs.append((f"softmax {name}", softmax._softmax_kernel, types,
-                     dict(constants, BLOCK=1024, UNROLL=2)))
+                     dict(constants, BLOCK=1024, UNROLL=2, HELD=0)))
+        # the classes held in registers: a few, and (bf16) the most the launcher holds
+        jobs.append((f"softmax held C=3 {name}", softmax._softmax_kernel, types,
+                     dict(constants, BLOCK=256, UNROLL=2, HELD=3)))
+        if x_type == "*bf16":
+            jobs.append(held_job(name, types, constants))
         if x_type != "*fp64":  # the row-tile kernel of class-contiguous logits
             jobs.append((f"softmax rows {name}", softmax._softmax_rows_kernel, types,
                          dict(constants, BLOCK=64, CP=32, DENSE=False)))
@@ -165,7 +185,8 @@ def variants():
                          HAS_COEF=has_coef, WANT_LOSS=pixel != 0,
                          LOSS_GRAD=grad == 2 or (grad == 1 and has_g), IGNORE=ignore,
                          ACC=tl.float32, BLOCK=1024 // channels, CH=channels, UNROLL=2,
-                         DENSE=False, DENSE_T=False)
+                         DENSE=False, DENSE_T=False,
+                         GROUP=_common.channel_group(1024) if channels == 1 else 1)
         types = {"x_ptr": "*bf16", "dx_ptr": "*bf16", "t_ptr": target_type,
                  "ignore_ptr": "*i64"}
         jobs.append((f"sigmoid target={target_type} ignore={ignore} focal={focal} "

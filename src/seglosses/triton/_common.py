@@ -41,6 +41,44 @@ def geometry(spatial: int, *, stats: bool = False) -> tuple[int, int, int]:
     return block, max(1, min(warps, block // 32)), UNROLL
 
 
+# pixel-contiguous logits (NCHW) walk the classes one at a time. When a thread's share of its
+# pixels' logits fits HELD_VALUES (classes x pixels per thread, twice that with a one-hot /
+# soft target, also held), the kernel is specialised to the class count and its first walk
+# keeps them in registers: the logits are read once instead of twice, and every class's load
+# is in flight at once (KERNELS.md facts 1 and 2). sm_90 needs ~2.5 registers per held value
+# (benchmarks/static.py: bf16 C=19 at 2 pixels per thread, 96 registers; at 4, 243), so the
+# budget keeps 5 programs of 4 warps per SM. 0: always read from memory (for A/B timing:
+# `benchmarks/tune.py --held 0,40`).
+HELD_VALUES = 40
+
+
+def held_classes(classes: int, block: int, warps: int, *, dense: bool,
+                 stats: bool) -> tuple[int, int]:
+    """``(BLOCK, HELD)`` of the class walk over ``block`` pixels with ``warps`` warps: HELD =
+    ``classes`` when a thread's share fits ``HELD_VALUES``, else 0. A pass without statistics
+    halves its block (down to one pixel per thread) until it fits; a statistics pass keeps
+    its block, whose count sets the size of the partial sums (N x C x pixels / BLOCK)."""
+    values = classes * (2 if dense else 1)
+    if not HELD_VALUES or values > HELD_VALUES:
+        return block, 0
+    lanes = 32 * warps
+    while not stats and block > lanes and block // lanes * values > HELD_VALUES:
+        block //= 2
+    return block, classes if max(1, block // lanes) * values <= HELD_VALUES else 0
+
+
+# the sigmoid kernel over pixel-contiguous logits (NCHW) loads this many channels' logits and
+# targets before it writes any dX: a load is not moved above a store that might alias it, so
+# one channel at a time would keep one load in flight per thread (for A/B timing:
+# `benchmarks/tune.py --group 1,4`)
+SIGMOID_GROUP = 4
+
+
+def channel_group(channels: int) -> int:
+    """How many one-channel tiles the sigmoid kernel loads before writing (``GROUP``)."""
+    return max(1, min(channels, SIGMOID_GROUP))
+
+
 # class-contiguous logits (channels_last, class_dim=-1) with at most ROWS_MAX_CLASSES (padded)
 # classes are read in [pixels, classes] row tiles of ROWS_ELEMENTS logits per program
 ROWS_MAX_CLASSES = 64

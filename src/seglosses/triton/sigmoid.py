@@ -22,6 +22,7 @@ import triton.language as tl
 from ._common import (
     absent,
     accumulate_dtype,
+    channel_group,
     coefficient_table,
     comparable_ignore,
     dense_rows,
@@ -67,11 +68,14 @@ def _sigmoid_kernel(
         STATS: tl.constexpr, L1: tl.constexpr, GRAD: tl.constexpr, HAS_G: tl.constexpr,
         HAS_COEF: tl.constexpr, WANT_LOSS: tl.constexpr, LOSS_GRAD: tl.constexpr,
         IGNORE: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr, CH: tl.constexpr,
-        UNROLL: tl.constexpr, DENSE: tl.constexpr, DENSE_T: tl.constexpr):
+        UNROLL: tl.constexpr, DENSE: tl.constexpr, DENSE_T: tl.constexpr,
+        GROUP: tl.constexpr):
     """Elementwise over ``[BLOCK pixels, CH channels]`` tiles, walking the channels CH at a
     time: CH = 1 for pixel-contiguous logits (NCHW), all channels at once for
-    channel-contiguous ones (channels_last), so every access is contiguous. An element whose
-    integer target is one of the ``IGNORE`` labels counts as v = 0, t = 0. ``DENSE`` /
+    channel-contiguous ones (channels_last), so every access is contiguous. The logits and
+    targets of ``GROUP`` tiles are loaded before any is written (a load is not moved above a
+    store, which might alias it), so that many tiles are in flight per thread. An element
+    whose integer target is one of the ``IGNORE`` labels counts as v = 0, t = 0. ``DENSE`` /
     ``DENSE_T``: the logits and dX / the target are rows of exactly CH adjacent values."""
     eps, gamma, tiny = load_params(params_ptr, ACC)
     block = tl.program_id(0)
@@ -82,82 +86,97 @@ def _sigmoid_kernel(
     if GRAD == 2:
         g = inverse_normaliser(norm_ptr, ACC)
     loss_sum = tl.zeros([BLOCK, CH], ACC)
-    for first in tl.range(0, C, CH, loop_unroll_factor=UNROLL):
-        channels = first + tl.arange(0, CH)
-        valid = channels < C
-        tile = inside[:, None] & valid[None, :]
-        channels = channels.to(tl.int64)[None, :]
-        x_at, x_mask = tile_at(x_ptr, n, sxn, sxs, sxc, pixels, channels, inside, tile, CH,
-                               DENSE)
-        dx_at = tile_at(dx_ptr, n, sdn, sds, sdc, pixels, channels, inside, tile, CH,
-                        DENSE)[0]
-        x = tl.load(x_at, mask=x_mask, other=0.0).to(ACC)
-        t_at, t_mask = tile_at(t_ptr, n, stn, sts, stc, pixels, channels, inside, tile, CH,
-                               DENSE_T)
-        t = tl.load(t_at, mask=t_mask, other=0)
-        counts = tile
-        if IGNORE:
-            dropped = label_status(t, 2, ignore_ptr, IGNORE)[0]
-            t = tl.where(dropped, 0, t)
-            counts = counts & ~dropped
-        t = t.to(ACC)
-        if HAS_V:  # loaded under the tile's mask (vectorised), ignored elements dropped after
-            v = tl.where(counts, tl.load(v_ptr + n * svn + pixels * svs + channels * svc,
-                                         mask=tile, other=0.0).to(ACC), 0.0)
-        else:
-            v = counts.to(ACC)
-        soft, p = softplus_sigmoid(x)
-        if WANT_LOSS or LOSS_GRAD:
-            y = t * (1.0 - eps) + eps * 0.5
-            positive = y
-            negative = 1.0 - y
-            if HAS_PW:
-                positive = positive * tl.load(pw_ptr + channels, mask=valid[None, :],
-                                              other=0.0).to(ACC)
-            if HAS_NW:
-                negative = negative * tl.load(nw_ptr + channels, mask=valid[None, :],
-                                              other=0.0).to(ACC)
-            # softplus(-x) = -log p, softplus(x) = -log(1 - p)
-            bce = positive * (tl.maximum(-x, 0.0) + soft) + negative * (tl.maximum(x, 0.0) + soft)
-            slope = positive * (p - 1.0) + negative * p
-            if FOCAL:
-                p_t = p * y + (1.0 - p) * (1.0 - y)
-                rest = tl.maximum(1.0 - p_t, tiny)
-                modulation = tl.exp(gamma * tl.log(rest))
-                d_modulation = tl.where(1.0 - p_t > tiny,
-                                        -gamma * tl.exp((gamma - 1.0) * tl.log(rest)), 0.0)
-                slope = slope * modulation + bce * d_modulation * (2.0 * y - 1.0) * p * (1.0 - p)
-                bce = bce * modulation
-            if HAS_ALPHA:
-                alpha = tl.load(alpha_ptr + channels, mask=valid[None, :], other=0.0).to(ACC)
-                alpha_t = alpha * y + (1.0 - alpha) * (1.0 - y)
-                bce = bce * alpha_t
-                slope = slope * alpha_t
-            if PIXEL == 1:
-                tl.store(pixel_ptr + n * son + pixels * sos + channels * soc,
-                         (v * bce).to(pixel_ptr.dtype.element_ty), mask=tile)
-            if PIXEL == 2:
-                loss_sum += v * bce
-        if STATS:
-            slots = part_ptr + (n * C + channels) * P + block
-            vp = v * p
-            tl.store(slots, tl.sum(vp * t, axis=0)[None, :], mask=valid[None, :])
-            tl.store(slots + N * C * P, tl.sum(vp, axis=0)[None, :], mask=valid[None, :])
-            tl.store(slots + 2 * N * C * P, tl.sum(v * t, axis=0)[None, :], mask=valid[None, :])
-            if L1:
-                tl.store(slots + 3 * N * C * P, tl.sum(v * tl.abs(p - t), axis=0)[None, :],
+    for first in tl.range(0, C, CH * GROUP, loop_unroll_factor=UNROLL):
+        xs = ()
+        ts = ()
+        for j in tl.static_range(GROUP):
+            channels = first + j * CH + tl.arange(0, CH)
+            tile = inside[:, None] & (channels < C)[None, :]
+            channels = channels.to(tl.int64)[None, :]
+            x_at, x_mask = tile_at(x_ptr, n, sxn, sxs, sxc, pixels, channels, inside, tile, CH,
+                                   DENSE)
+            t_at, t_mask = tile_at(t_ptr, n, stn, sts, stc, pixels, channels, inside, tile,
+                                   CH, DENSE_T)
+            xs = xs + (tl.load(x_at, mask=x_mask, other=0.0),)
+            ts = ts + (tl.load(t_at, mask=t_mask, other=0),)
+        for j in tl.static_range(GROUP):
+            channels = first + j * CH + tl.arange(0, CH)
+            valid = channels < C
+            tile = inside[:, None] & valid[None, :]
+            channels = channels.to(tl.int64)[None, :]
+            x_mask = tile_at(x_ptr, n, sxn, sxs, sxc, pixels, channels, inside, tile, CH,
+                             DENSE)[1]
+            dx_at = tile_at(dx_ptr, n, sdn, sds, sdc, pixels, channels, inside, tile, CH,
+                            DENSE)[0]
+            x = xs[j].to(ACC)
+            t = ts[j]
+            counts = tile
+            if IGNORE:
+                dropped = label_status(t, 2, ignore_ptr, IGNORE)[0]
+                t = tl.where(dropped, 0, t)
+                counts = counts & ~dropped
+            t = t.to(ACC)
+            if HAS_V:  # loaded under the tile's mask (vectorised), ignored elements dropped
+                v = tl.where(counts, tl.load(v_ptr + n * svn + pixels * svs + channels * svc,
+                                             mask=tile, other=0.0).to(ACC), 0.0)
+            else:
+                v = counts.to(ACC)
+            soft, p = softplus_sigmoid(x)
+            if WANT_LOSS or LOSS_GRAD:
+                y = t * (1.0 - eps) + eps * 0.5
+                positive = y
+                negative = 1.0 - y
+                if HAS_PW:
+                    positive = positive * tl.load(pw_ptr + channels, mask=valid[None, :],
+                                                  other=0.0).to(ACC)
+                if HAS_NW:
+                    negative = negative * tl.load(nw_ptr + channels, mask=valid[None, :],
+                                                  other=0.0).to(ACC)
+                # softplus(-x) = -log p, softplus(x) = -log(1 - p)
+                bce = (positive * (tl.maximum(-x, 0.0) + soft)
+                       + negative * (tl.maximum(x, 0.0) + soft))
+                slope = positive * (p - 1.0) + negative * p
+                if FOCAL:
+                    p_t = p * y + (1.0 - p) * (1.0 - y)
+                    rest = tl.maximum(1.0 - p_t, tiny)
+                    modulation = tl.exp(gamma * tl.log(rest))
+                    d_modulation = tl.where(1.0 - p_t > tiny,
+                                            -gamma * tl.exp((gamma - 1.0) * tl.log(rest)), 0.0)
+                    slope = (slope * modulation
+                             + bce * d_modulation * (2.0 * y - 1.0) * p * (1.0 - p))
+                    bce = bce * modulation
+                if HAS_ALPHA:
+                    alpha = tl.load(alpha_ptr + channels, mask=valid[None, :],
+                                    other=0.0).to(ACC)
+                    alpha_t = alpha * y + (1.0 - alpha) * (1.0 - y)
+                    bce = bce * alpha_t
+                    slope = slope * alpha_t
+                if PIXEL == 1:
+                    tl.store(pixel_ptr + n * son + pixels * sos + channels * soc,
+                             (v * bce).to(pixel_ptr.dtype.element_ty), mask=tile)
+                if PIXEL == 2:
+                    loss_sum += v * bce
+            if STATS:
+                slots = part_ptr + (n * C + channels) * P + block
+                vp = v * p
+                tl.store(slots, tl.sum(vp * t, axis=0)[None, :], mask=valid[None, :])
+                tl.store(slots + N * C * P, tl.sum(vp, axis=0)[None, :], mask=valid[None, :])
+                tl.store(slots + 2 * N * C * P, tl.sum(v * t, axis=0)[None, :],
                          mask=valid[None, :])
-        if GRAD != 0:
-            dx = tl.zeros([BLOCK, CH], ACC)
-            if GRAD == 2:
-                dx += g * v * slope
-            elif HAS_G:
-                dx += tl.load(g_ptr + n * sgn + pixels * sgs + channels * sgc, mask=tile,
-                              other=0.0).to(ACC) * v * slope
-            if HAS_COEF:
-                dx += v * statistics_slope(coef_ptr, n, N, C, channels, valid[None, :], p, t,
-                                           ACC, L1) * p * (1.0 - p)
-            tl.store(dx_at, dx.to(dx_ptr.dtype.element_ty), mask=x_mask)
+                if L1:
+                    tl.store(slots + 3 * N * C * P,
+                             tl.sum(v * tl.abs(p - t), axis=0)[None, :], mask=valid[None, :])
+            if GRAD != 0:
+                dx = tl.zeros([BLOCK, CH], ACC)
+                if GRAD == 2:
+                    dx += g * v * slope
+                elif HAS_G:
+                    dx += tl.load(g_ptr + n * sgn + pixels * sgs + channels * sgc, mask=tile,
+                                  other=0.0).to(ACC) * v * slope
+                if HAS_COEF:
+                    dx += v * statistics_slope(coef_ptr, n, N, C, channels, valid[None, :], p,
+                                               t, ACC, L1) * p * (1.0 - p)
+                tl.store(dx_at, dx.to(dx_ptr.dtype.element_ty), mask=x_mask)
     if PIXEL == 2:
         total = tl.sum(tl.sum(loss_sum, axis=1), axis=0)
         if GRAD == 2:  # the loss divided by its normaliser
@@ -172,10 +191,10 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
     n, num_channels, spatial = x.shape[0], x.shape[axis], x.shape[3 - axis]
     out_dtype = result_dtype(x.dtype)
     block, warps, unroll = geometry(spatial)
-    channels = 1
+    channels, group = 1, channel_group(num_channels)
     rows = row_tile(x, axis)  # channel-contiguous logits: whole rows per tile
     if rows:
-        block, channels = rows
+        (block, channels), group = rows, 1
     programs = triton.cdiv(spatial, block)
     pixel_out = part = dx = None
     if pixel == PIXEL_EACH:
@@ -211,7 +230,8 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
             IGNORE=len(ignore), ACC=accumulate_dtype(x.dtype), BLOCK=block, CH=channels,
             UNROLL=unroll, DENSE=rows is not None and dense_rows(x, axis, channels)
             and dense_rows(dx, axis, channels),
-            DENSE_T=rows is not None and dense_rows(target, axis, channels), num_warps=warps)
+            DENSE_T=rows is not None and dense_rows(target, axis, channels), GROUP=group,
+            num_warps=warps)
     else:
         part = None if part is None else part.zero_()
         pixel_out = pixel_out.zero_() if pixel == PIXEL_SUM else pixel_out

@@ -4,7 +4,10 @@ The logits arrive as the engine's 3-D view ``(N, C, S)`` or ``(N, S, C)`` in the
 targets as an index map ``(N, S)`` in its own integer dtype (uint8 … int64, never converted)
 or a one-hot / soft tensor of the logits' arrangement. One program owns ``BLOCK`` pixels of
 one image and walks the classes one at a time, so each pixel's class vector stays in the
-thread that owns it and any C fits (the registers hold one class at a time):
+thread that owns it and any C fits (the registers hold one class at a time). Where a
+thread's share fits (``_common.held_classes``: C up to ~40 at one pixel per thread) the
+kernel is specialised to C instead: the first walk loads every class at once and holds the
+values, so the later walks read no memory and the logits are read once:
 
 1. ``lse = log Σ_c exp(x_c)`` by the online (max, sum) recurrence;
 2. per class: ``p_c = exp(x_c - lse)``, the pixel term
@@ -39,6 +42,7 @@ from ._common import (
     dummy,
     fused_backward,
     geometry,
+    held_classes,
     ignore_values,
     inverse_normaliser,
     is_eager,
@@ -84,6 +88,64 @@ def _class_term(x, lse, t, eps, smooth_share, scale_ptr, c, gamma, tiny, ACC: tl
 
 
 @triton.jit
+def _target_at(t_at, held, label, c, inside, INDEX: tl.constexpr, HELD: tl.constexpr,
+               ACC: tl.constexpr):
+    """The target of class c: one-hot from the label, the held value, or the one-hot / soft
+    target loaded at ``t_at`` (class c's row)."""
+    if INDEX:
+        return (label == c).to(ACC)
+    elif HELD:
+        return held[c].to(ACC)
+    else:
+        return tl.load(t_at, mask=inside, other=0.0).to(ACC)
+
+
+@triton.jit
+def _walk(running_max, running_sum, q_sum, qx_sum, slope_sum, x, t, c, n, N, C, eps,
+          smooth_share, scale_ptr, coef_ptr, ACC: tl.constexpr, HAS_SCALE: tl.constexpr,
+          SUMS: tl.constexpr, WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr,
+          HAS_COEF: tl.constexpr):
+    """One class of the log-sum-exp walk: the online (max, sum) recurrence with one exp, and
+    (``SUMS``, no second pass) what the loss and Σ_c r_c need: Σ a q, Σ a q x and
+    Σ e^(x - max) s, rescaled with the running sum."""
+    shift = x - running_max
+    e = tl.exp(-tl.abs(shift))  # e^(min - max) of (x, running max)
+    grows = shift > 0
+    running_sum = tl.where(grows, running_sum * e + 1.0, running_sum + e)
+    running_max = tl.maximum(running_max, x)
+    if SUMS:
+        if WANT_LOSS or CE_GRAD:
+            q = t * (1.0 - eps) + smooth_share
+            if HAS_SCALE:
+                q = q * tl.load(scale_ptr + c).to(ACC)
+            q_sum += q
+            if WANT_LOSS:
+                qx_sum += q * x
+        if HAS_COEF:  # s_c = A + B t (no L1 term here); the p argument is unused
+            slope = statistics_slope(coef_ptr, n, N, C, c, c < C, x, t, ACC, False)
+            slope_sum = tl.where(grows, slope_sum * e + slope, slope_sum + e * slope)
+    return running_max, running_sum, q_sum, qx_sum, slope_sum
+
+
+@triton.jit
+def _class_grad(x, p, lse, t, c, v, gv, n, N, C, eps, smooth_share, scale_ptr, coef_ptr,
+                gamma, tiny, ACC: tl.constexpr, HAS_SCALE: tl.constexpr, FOCAL: tl.constexpr,
+                CE_GRAD: tl.constexpr, HAS_COEF: tl.constexpr, WANT_LOSS: tl.constexpr,
+                L1: tl.constexpr):
+    """``(pixel term, r_c = p_c ∂F/∂p_c)`` of class c (each 0 where not wanted)."""
+    term = tl.zeros_like(x)
+    r = tl.zeros_like(x)
+    if WANT_LOSS or CE_GRAD:
+        term, r_ce = _class_term(x, lse, t, eps, smooth_share, scale_ptr, c, gamma, tiny, ACC,
+                                 HAS_SCALE, FOCAL)
+        if CE_GRAD:
+            r += gv * r_ce
+    if HAS_COEF:
+        r += v * p * statistics_slope(coef_ptr, n, N, C, c, c < C, p, t, ACC, L1)
+    return term, r
+
+
+@triton.jit
 def _softmax_kernel(
         x_ptr, t_ptr, v_ptr, scale_ptr, g_ptr, coef_ptr, norm_ptr, pixel_ptr, part_ptr, dx_ptr,
         N, S, C, P,
@@ -93,7 +155,12 @@ def _softmax_kernel(
         FOCAL: tl.constexpr, PIXEL: tl.constexpr, STATS: tl.constexpr, L1: tl.constexpr,
         GRAD: tl.constexpr, HAS_G: tl.constexpr, HAS_COEF: tl.constexpr,
         WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr, SECOND: tl.constexpr,
-        ACC: tl.constexpr, BLOCK: tl.constexpr, UNROLL: tl.constexpr):
+        SUMS: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr, UNROLL: tl.constexpr,
+        HELD: tl.constexpr):
+    """``HELD`` = 0: the classes are walked from memory (any C; the later walks re-read the
+    logits). ``HELD`` = C: the kernel is specialised to C classes and the first walk keeps
+    every logit (and a one-hot / soft target) of its pixels in registers, so the logits are
+    read once (``_common.held_classes`` decides)."""
     eps, gamma, tiny = load_params(params_ptr, ACC)
     block = tl.program_id(0)
     n = tl.program_id(1).to(tl.int64)
@@ -107,6 +174,7 @@ def _softmax_kernel(
         v = tl.load(v_ptr + n * svn + pixels * svs, mask=inside, other=0.0).to(ACC)
     else:
         v = inside.to(ACC)
+    label = tl.zeros([BLOCK], tl.int32)
     if INDEX:
         raw = tl.load(t_row, mask=inside, other=0)
         # an ignored label leaves its pixel out; one outside [0, C) otherwise (possible only
@@ -114,6 +182,7 @@ def _softmax_kernel(
         dropped, invalid = label_status(raw, C, ignore_ptr, IGNORE)
         v = tl.where(invalid, float("nan"), tl.where(dropped, 0.0, v))
         label = raw.to(tl.int32)
+    gv = tl.zeros([BLOCK], ACC)
     if GRAD == 2:  # the normalised loss: upstream gradient 1 / normaliser
         g = inverse_normaliser(norm_ptr, ACC)
         gv = g * v
@@ -122,40 +191,44 @@ def _softmax_kernel(
     smooth_share = eps / C
 
     # 1. log-sum-exp by the online (max, sum) recurrence, one exp per element. Without a
-    #    second pass (no statistics, no focal term, no L1 slope) the same walk also sums what
-    #    the loss and Σ_c r_c need, since then r_c = p_c s_c - g v a_c q_c with s_c free of p:
-    #    Σ a q, Σ a q x and Σ e^(x - max) s (rescaled with the running sum).
+    #    second walk (no statistics, no focal term, no L1 slope) the same walk also sums what
+    #    the loss and Σ_c r_c need, since then r_c = p_c s_c - g v a_c q_c with s_c free of p.
     running_max = tl.full([BLOCK], float("-inf"), ACC)
     running_sum = tl.zeros([BLOCK], ACC)
     q_sum = tl.zeros([BLOCK], ACC)
     qx_sum = tl.zeros([BLOCK], ACC)
     slope_sum = tl.zeros([BLOCK], ACC)
+    xs = ()
+    ts = ()
     x_class = x_row
     t_class = t_row
-    for c in tl.range(0, C, loop_unroll_factor=UNROLL):
-        x = tl.load(x_class, mask=inside, other=0.0).to(ACC)
-        shift = x - running_max
-        e = tl.exp(-tl.abs(shift))  # e^(min - max) of (x, running max)
-        grows = shift > 0
-        running_sum = tl.where(grows, running_sum * e + 1.0, running_sum + e)
-        running_max = tl.maximum(running_max, x)
-        if not SECOND and (WANT_LOSS or CE_GRAD or HAS_COEF):
-            if INDEX:
-                t = (label == c).to(ACC)
-            else:
-                t = tl.load(t_class, mask=inside, other=0.0).to(ACC)
-            if WANT_LOSS or CE_GRAD:
-                q = t * (1.0 - eps) + smooth_share
-                if HAS_SCALE:
-                    q = q * tl.load(scale_ptr + c).to(ACC)
-                q_sum += q
-                if WANT_LOSS:
-                    qx_sum += q * x
-            if HAS_COEF:  # s_c = A + B t (no L1 term here); the p argument is unused
-                slope = statistics_slope(coef_ptr, n, N, C, c, c < C, x, t, ACC, False)
-                slope_sum = tl.where(grows, slope_sum * e + slope, slope_sum + e * slope)
-        x_class += sxc
-        t_class += stc
+    if HELD:  # every load first: C vectors in flight per thread, each logit read once
+        for _ in tl.static_range(HELD):
+            # held as loaded, widened to ACC where used
+            xs = xs + (tl.load(x_class, mask=inside, other=0.0),)
+            if not INDEX:
+                ts = ts + (tl.load(t_class, mask=inside, other=0.0),)
+            x_class += sxc
+            t_class += stc
+        for c in tl.static_range(HELD):
+            t = _target_at(t_row, ts, label, c, inside, INDEX, HELD, ACC)
+            x = xs[c].to(ACC)
+            running_max, running_sum, q_sum, qx_sum, slope_sum = _walk(
+                running_max, running_sum, q_sum, qx_sum, slope_sum, x, t, c, n, N, C, eps,
+                smooth_share, scale_ptr, coef_ptr, ACC, HAS_SCALE, SUMS, WANT_LOSS, CE_GRAD,
+                HAS_COEF)
+    else:
+        for c in tl.range(0, C, loop_unroll_factor=UNROLL):
+            x = tl.load(x_class, mask=inside, other=0.0).to(ACC)
+            t = tl.zeros([BLOCK], ACC)
+            if SUMS:
+                t = _target_at(t_class, ts, label, c, inside, INDEX, HELD, ACC)
+            running_max, running_sum, q_sum, qx_sum, slope_sum = _walk(
+                running_max, running_sum, q_sum, qx_sum, slope_sum, x, t, c, n, N, C, eps,
+                smooth_share, scale_ptr, coef_ptr, ACC, HAS_SCALE, SUMS, WANT_LOSS, CE_GRAD,
+                HAS_COEF)
+            x_class += sxc
+            t_class += stc
     lse = running_max + tl.log(running_sum)
 
     loss = tl.zeros([BLOCK], ACC)
@@ -167,31 +240,33 @@ def _softmax_kernel(
             r_total = -gv * q_sum
         if HAS_COEF:
             r_total += v * slope_sum / running_sum
-    else:
+    elif HELD:
         # 2. per class: pixel term, statistics, r_c = p_c ∂F/∂p_c and Σ_c r_c
+        for c in tl.static_range(HELD):
+            t = _target_at(t_row, ts, label, c, inside, INDEX, HELD, ACC)
+            x = xs[c].to(ACC)
+            p = tl.exp(x - lse)
+            term, r = _class_grad(x, p, lse, t, c, v, gv, n, N, C, eps, smooth_share,
+                                  scale_ptr, coef_ptr, gamma, tiny, ACC, HAS_SCALE, FOCAL,
+                                  CE_GRAD, HAS_COEF, WANT_LOSS, L1)
+            loss += term
+            r_total += r
+            if STATS:
+                store_statistics(part_ptr, (n * C + c) * P + block, N * C * P, v, p, t, L1)
+    else:  # as above, reading the classes again
         for i in tl.range(0, C, loop_unroll_factor=UNROLL):
             c = C - 1 - i  # backwards: the classes read last are re-read first, while cached
             x = tl.load(x_row + c.to(tl.int64) * sxc, mask=inside, other=0.0).to(ACC)
+            t = _target_at(t_row + c.to(tl.int64) * stc, ts, label, c, inside, INDEX, HELD,
+                           ACC)
             p = tl.exp(x - lse)
-            if INDEX:
-                t = (label == c).to(ACC)
-            else:
-                t = tl.load(t_row + c.to(tl.int64) * stc, mask=inside, other=0.0).to(ACC)
-            if WANT_LOSS or CE_GRAD:
-                term, r_ce = _class_term(x, lse, t, eps, smooth_share, scale_ptr, c, gamma,
-                                         tiny, ACC, HAS_SCALE, FOCAL)
-                if WANT_LOSS:
-                    loss += term
+            term, r = _class_grad(x, p, lse, t, c, v, gv, n, N, C, eps, smooth_share,
+                                  scale_ptr, coef_ptr, gamma, tiny, ACC, HAS_SCALE, FOCAL,
+                                  CE_GRAD, HAS_COEF, WANT_LOSS, L1)
+            loss += term
+            r_total += r
             if STATS:
                 store_statistics(part_ptr, (n * C + c) * P + block, N * C * P, v, p, t, L1)
-            if GRAD != 0:
-                r = tl.zeros([BLOCK], ACC)
-                if CE_GRAD:
-                    r += gv * r_ce
-                if HAS_COEF:
-                    r += v * p * statistics_slope(coef_ptr, n, N, C, c, c < C, p, t, ACC,
-                                                      L1)
-                r_total += r
 
     if PIXEL == 1:
         tl.store(pixel_ptr + n * S + pixels, v * loss, mask=inside)
@@ -204,27 +279,32 @@ def _softmax_kernel(
     # 3. dX_c = r_c - p_c Σ_k r_k (recomputed class by class: nothing logits-sized is kept)
     if GRAD != 0:
         dx_row = dx_ptr + n * sdn + pixels * sds
-        for i in tl.range(0, C, loop_unroll_factor=UNROLL):
-            if SECOND:  # against the direction of the pass before, as above
-                c = i
-            else:
-                c = C - 1 - i
-            x = tl.load(x_row + c.to(tl.int64) * sxc, mask=inside, other=0.0).to(ACC)
-            p = tl.exp(x - lse)
-            if INDEX:
-                t = (label == c).to(ACC)
-            else:
-                t = tl.load(t_row + c.to(tl.int64) * stc, mask=inside, other=0.0).to(ACC)
-            r = tl.zeros([BLOCK], ACC)
-            if CE_GRAD:
-                term, r_ce = _class_term(x, lse, t, eps, smooth_share, scale_ptr, c, gamma,
-                                         tiny, ACC, HAS_SCALE, FOCAL)
-                r += gv * r_ce
-            if HAS_COEF:
-                r += v * p * statistics_slope(coef_ptr, n, N, C, c, c < C, p, t, ACC,
-                                                      L1)
-            dx = r - p * r_total
-            tl.store(dx_row + c.to(tl.int64) * sdc, dx.to(dx_ptr.dtype.element_ty), mask=inside)
+        if HELD:
+            dx_class = dx_row
+            for c in tl.static_range(HELD):
+                t = _target_at(t_row, ts, label, c, inside, INDEX, HELD, ACC)
+                x = xs[c].to(ACC)
+                p = tl.exp(x - lse)
+                r = _class_grad(x, p, lse, t, c, v, gv, n, N, C, eps, smooth_share,
+                                scale_ptr, coef_ptr, gamma, tiny, ACC, HAS_SCALE, FOCAL,
+                                CE_GRAD, HAS_COEF, False, L1)[1]
+                tl.store(dx_class, (r - p * r_total).to(dx_ptr.dtype.element_ty), mask=inside)
+                dx_class += sdc
+        else:
+            for i in tl.range(0, C, loop_unroll_factor=UNROLL):
+                if SECOND:  # against the direction of the walk before, as above
+                    c = i
+                else:
+                    c = C - 1 - i
+                x = tl.load(x_row + c.to(tl.int64) * sxc, mask=inside, other=0.0).to(ACC)
+                t = _target_at(t_row + c.to(tl.int64) * stc, ts, label, c, inside, INDEX, HELD,
+                           ACC)
+                p = tl.exp(x - lse)
+                r = _class_grad(x, p, lse, t, c, v, gv, n, N, C, eps, smooth_share, scale_ptr,
+                                coef_ptr, gamma, tiny, ACC, HAS_SCALE, FOCAL, CE_GRAD,
+                                HAS_COEF, False, L1)[1]
+                tl.store(dx_row + c.to(tl.int64) * sdc, (r - p * r_total).to(
+                    dx_ptr.dtype.element_ty), mask=inside)
 
 
 @triton.jit
@@ -237,7 +317,8 @@ def _softmax_rows_kernel(
         FOCAL: tl.constexpr, PIXEL: tl.constexpr, STATS: tl.constexpr, L1: tl.constexpr,
         GRAD: tl.constexpr, HAS_G: tl.constexpr, HAS_COEF: tl.constexpr,
         WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr, SECOND: tl.constexpr,
-        ACC: tl.constexpr, BLOCK: tl.constexpr, CP: tl.constexpr, DENSE: tl.constexpr):
+        SUMS: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr, CP: tl.constexpr,
+        DENSE: tl.constexpr):
     """The same computation from one read of a ``[BLOCK pixels, CP ≥ C classes]`` tile: for
     class-contiguous logits (channels_last, class_dim=-1) the tile is read row by row, so
     every access is contiguous (per-class loads would stride by C elements); for few
@@ -321,11 +402,13 @@ def flags(*, index, has_v, has_scale, focal, pixel, stats, l1, grad, has_g, has_
     """The kernel's constexpr switches for one launch (also what the compile check builds);
     ``ignore``: how many ignore labels the kernel compares an index map with."""
     ce_grad = grad == GRAD_FUSED or (grad == GRAD_BACKWARD and has_g)
+    want_loss = pixel != PIXEL_NONE
+    second = stats or focal or (has_coef and l1)
     return dict(INDEX=index, IGNORE=ignore if index else 0, HAS_V=has_v, HAS_SCALE=has_scale,
                 FOCAL=focal, PIXEL=pixel,
                 STATS=stats, L1=l1, GRAD=grad, HAS_G=has_g, HAS_COEF=has_coef,
-                WANT_LOSS=pixel != PIXEL_NONE, CE_GRAD=ce_grad,
-                SECOND=stats or focal or (has_coef and l1))
+                WANT_LOSS=want_loss, CE_GRAD=ce_grad, SECOND=second,
+                SUMS=not second and (want_loss or ce_grad or has_coef))
 
 
 def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, grad,
@@ -338,6 +421,7 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
     spatial = x.shape[3 - axis]
     out_dtype = result_dtype(x.dtype)
     block, warps, unroll = geometry(spatial, stats=stats)
+    held = 0
     tile = row_tile(x, axis)  # class-contiguous logits: whole rows per tile
     if tile:
         (block, padded), warps = tile, geometry(spatial)[1]
@@ -345,6 +429,9 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
         tile = pixel_tile(x, axis, stats=stats, target=dense)
         if tile:
             block, padded, warps = tile
+        else:  # the class walk, with a pixel's classes held in registers if they fit
+            block, held = held_classes(num_classes, block, warps,
+                                        dense=dense is not None, stats=stats)
     programs = triton.cdiv(spatial, block)
     target = labels if labels is not None else dense
     pixel_out = part = dx = None
@@ -368,7 +455,8 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
         sgn, sgs = pixel_strides(grad_pixel)
         sdn, sdc, sds = ncs_strides(dx, axis)
         holder = dummy(x)
-        kernel, shape = _softmax_kernel, dict(BLOCK=block, UNROLL=unroll, num_warps=warps)
+        kernel, shape = _softmax_kernel, dict(BLOCK=block, UNROLL=unroll, HELD=held,
+                                              num_warps=warps)
         if tile:
             kernel, shape = _softmax_rows_kernel, dict(
                 BLOCK=block, CP=padded, num_warps=warps,
