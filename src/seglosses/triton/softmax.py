@@ -128,11 +128,13 @@ def _walk(running_max, running_sum, q_sum, qx_sum, slope_sum, x, t, c, n, N, C, 
 
 
 @triton.jit
-def _class_grad(x, p, lse, t, c, v, gv, n, N, C, eps, smooth_share, scale_ptr, coef_ptr,
-                gamma, tiny, ACC: tl.constexpr, HAS_SCALE: tl.constexpr, FOCAL: tl.constexpr,
-                CE_GRAD: tl.constexpr, HAS_COEF: tl.constexpr, WANT_LOSS: tl.constexpr,
-                L1: tl.constexpr):
-    """``(pixel term, r_c = p_c ∂F/∂p_c)`` of class c (each 0 where not wanted)."""
+def _class_grad(x, lse, t, c, v, gv, n, N, C, P, block, eps, smooth_share, scale_ptr, coef_ptr,
+                part_ptr, gamma, tiny, ACC: tl.constexpr, HAS_SCALE: tl.constexpr,
+                FOCAL: tl.constexpr, CE_GRAD: tl.constexpr, HAS_COEF: tl.constexpr,
+                WANT_LOSS: tl.constexpr, STATS: tl.constexpr, L1: tl.constexpr):
+    """``(pixel term, r_c = p_c ∂F/∂p_c, p_c)`` of class c (the first two 0 where not
+    wanted); with ``STATS`` it also stores the class's statistics of this program."""
+    p = tl.exp(x - lse)
     term = tl.zeros_like(x)
     r = tl.zeros_like(x)
     if WANT_LOSS or CE_GRAD:
@@ -142,7 +144,9 @@ def _class_grad(x, p, lse, t, c, v, gv, n, N, C, eps, smooth_share, scale_ptr, c
             r += gv * r_ce
     if HAS_COEF:
         r += v * p * statistics_slope(coef_ptr, n, N, C, c, c < C, p, t, ACC, L1)
-    return term, r
+    if STATS:
+        store_statistics(part_ptr, (n * C + c) * P + block, N * C * P, v, p, t, L1)
+    return term, r, p
 
 
 @triton.jit
@@ -244,29 +248,23 @@ def _softmax_kernel(
         # 2. per class: pixel term, statistics, r_c = p_c ∂F/∂p_c and Σ_c r_c
         for c in tl.static_range(HELD):
             t = _target_at(t_row, ts, label, c, inside, INDEX, HELD, ACC)
-            x = xs[c].to(ACC)
-            p = tl.exp(x - lse)
-            term, r = _class_grad(x, p, lse, t, c, v, gv, n, N, C, eps, smooth_share,
-                                  scale_ptr, coef_ptr, gamma, tiny, ACC, HAS_SCALE, FOCAL,
-                                  CE_GRAD, HAS_COEF, WANT_LOSS, L1)
+            term, r, _ = _class_grad(xs[c].to(ACC), lse, t, c, v, gv, n, N, C, P, block, eps,
+                                     smooth_share, scale_ptr, coef_ptr, part_ptr, gamma, tiny,
+                                     ACC, HAS_SCALE, FOCAL, CE_GRAD, HAS_COEF, WANT_LOSS,
+                                     STATS, L1)
             loss += term
             r_total += r
-            if STATS:
-                store_statistics(part_ptr, (n * C + c) * P + block, N * C * P, v, p, t, L1)
     else:  # as above, reading the classes again
         for i in tl.range(0, C, loop_unroll_factor=UNROLL):
             c = C - 1 - i  # backwards: the classes read last are re-read first, while cached
             x = tl.load(x_row + c.to(tl.int64) * sxc, mask=inside, other=0.0).to(ACC)
             t = _target_at(t_row + c.to(tl.int64) * stc, ts, label, c, inside, INDEX, HELD,
                            ACC)
-            p = tl.exp(x - lse)
-            term, r = _class_grad(x, p, lse, t, c, v, gv, n, N, C, eps, smooth_share,
-                                  scale_ptr, coef_ptr, gamma, tiny, ACC, HAS_SCALE, FOCAL,
-                                  CE_GRAD, HAS_COEF, WANT_LOSS, L1)
+            term, r, _ = _class_grad(x, lse, t, c, v, gv, n, N, C, P, block, eps, smooth_share,
+                                     scale_ptr, coef_ptr, part_ptr, gamma, tiny, ACC, HAS_SCALE,
+                                     FOCAL, CE_GRAD, HAS_COEF, WANT_LOSS, STATS, L1)
             loss += term
             r_total += r
-            if STATS:
-                store_statistics(part_ptr, (n * C + c) * P + block, N * C * P, v, p, t, L1)
 
     if PIXEL == 1:
         tl.store(pixel_ptr + n * S + pixels, v * loss, mask=inside)
@@ -283,11 +281,10 @@ def _softmax_kernel(
             dx_class = dx_row
             for c in tl.static_range(HELD):
                 t = _target_at(t_row, ts, label, c, inside, INDEX, HELD, ACC)
-                x = xs[c].to(ACC)
-                p = tl.exp(x - lse)
-                r = _class_grad(x, p, lse, t, c, v, gv, n, N, C, eps, smooth_share,
-                                scale_ptr, coef_ptr, gamma, tiny, ACC, HAS_SCALE, FOCAL,
-                                CE_GRAD, HAS_COEF, False, L1)[1]
+                _, r, p = _class_grad(xs[c].to(ACC), lse, t, c, v, gv, n, N, C, P, block, eps,
+                                      smooth_share, scale_ptr, coef_ptr, part_ptr, gamma, tiny,
+                                      ACC, HAS_SCALE, FOCAL, CE_GRAD, HAS_COEF, False, False,
+                                      L1)
                 tl.store(dx_class, (r - p * r_total).to(dx_ptr.dtype.element_ty), mask=inside)
                 dx_class += sdc
         else:
@@ -299,10 +296,10 @@ def _softmax_kernel(
                 x = tl.load(x_row + c.to(tl.int64) * sxc, mask=inside, other=0.0).to(ACC)
                 t = _target_at(t_row + c.to(tl.int64) * stc, ts, label, c, inside, INDEX, HELD,
                            ACC)
-                p = tl.exp(x - lse)
-                r = _class_grad(x, p, lse, t, c, v, gv, n, N, C, eps, smooth_share, scale_ptr,
-                                coef_ptr, gamma, tiny, ACC, HAS_SCALE, FOCAL, CE_GRAD,
-                                HAS_COEF, False, L1)[1]
+                _, r, p = _class_grad(x, lse, t, c, v, gv, n, N, C, P, block, eps,
+                                      smooth_share, scale_ptr, coef_ptr, part_ptr, gamma, tiny,
+                                      ACC, HAS_SCALE, FOCAL, CE_GRAD, HAS_COEF, False, False,
+                                      L1)
                 tl.store(dx_row + c.to(tl.int64) * sdc, (r - p * r_total).to(
                     dx_ptr.dtype.element_ty), mask=inside)
 
