@@ -5,7 +5,9 @@ replaced by recorders, so nothing runs), specialised the way Triton's JIT specia
 integer equal to 1 becomes a constant; pointers and integers divisible by 16 are marked
 aligned), compiled to a cubin for sm_90 and read back with the ``cuobjdump`` that ships with
 Triton. Per launch: registers per thread, local memory (register spills), shared memory,
-the global loads by width, block barriers, and for the row-tile kernel whether every tile
+the global loads by width, block barriers, the SASS instructions (and how many of them use the
+special-function unit, MUFU: exp2, log2, reciprocal) — per logit and pixel-thread for a kernel
+specialised to its classes, whose code is straight-line — and for the row-tile kernel whether every tile
 layout keeps the class axis inside one thread (a layout that spreads both pixels and classes
 over lanes or warps puts a shuffle or a shared-memory round trip in every class reduction).
 
@@ -177,6 +179,8 @@ def examine(kernel, args, constants, num_warps) -> dict:
                               capture_output=True, text=True, check=True).stdout
     found = re.search(r"REG:(\d+).*?SHARED:(\d+).*?LOCAL:(\d+)", usage)
     widths = collections.Counter(re.findall(r"\bLDG\.E(?:\.(128|64|U8|U16|S8|S16))?", sass))
+    body = [line for line in re.findall(r"/\*[0-9a-f]{4}\*/\s+([^;]*);", sass)
+            if not line.startswith("NOP")]
     layouts = [m for m in tile_layouts(compiled.asm["ttgir"]) if m[6] == 0]
     split = any(splits_classes(layout) for layout in layouts)
     return dict(registers=int(found.group(1)), shared=int(found.group(2)),
@@ -184,6 +188,8 @@ def examine(kernel, args, constants, num_warps) -> dict:
                 loads=", ".join(f"{count}×{width or 32}" for width, count in
                                 sorted(widths.items(), key=lambda item: item[0])),
                 barriers=len(re.findall(r"\bBAR\.SYNC", sass)),
+                instructions=len(body),
+                mufu=sum(1 for line in body if re.search(r"\bMUFU\.", line)),
                 classes="split" if split else ("in thread" if layouts else "-"))
 
 
@@ -202,8 +208,9 @@ def main() -> None:
     print(f"sm_90 via triton {triton.__version__}, torch {torch.__version__}; registers are per "
           "thread (255 at most; local memory > 0 is a spill)")
     print("| case | pixel tile | held | launch | kernel | BLOCK | warps | registers | local B "
-          "| shared B | global loads (count×bits) | barriers | class axis |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| shared B | global loads (count×bits) | barriers | SASS instructions (MUFU) "
+          "| per held logit | class axis |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, shape, dtype, channels_last, call in SMOKE if args.smoke else CASES:
         if args.case not in name:
             continue
@@ -223,11 +230,16 @@ def main() -> None:
                 _common.PIXEL_TILE_VALUES, _common.HELD_VALUES = defaults
             for index, (kernel, arguments, constants, warps) in enumerate(launches):
                 seen = examine(kernel, arguments, constants, warps)
+                held_values = constants.get("HELD", 0) * max(
+                    1, constants.get("BLOCK", 1) // (32 * warps))
+                per_value = (f"{seen['instructions'] / held_values:.1f} "
+                             f"({seen['mufu'] / held_values:.1f})" if held_values else "-")
                 print(f"| {name} | {tile} | {constants.get('HELD', '-')} | {index} | "
                       f"{kernel.__name__} | "
                       f"{constants.get('BLOCK', '-')} | {warps} | {seen['registers']} | "
                       f"{seen['local']} | {seen['shared']} | {seen['loads']} | "
-                      f"{seen['barriers']} | {seen['classes']} |", flush=True)
+                      f"{seen['barriers']} | {seen['instructions']} ({seen['mufu']}) | "
+                      f"{per_value} | {seen['classes']} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import torch
 import triton
 import triton.language as tl
 
+from . import interpreting
+
 # Launch geometry: pixels and warps per program, class-loop unrolling. Chosen from
 # benchmarks/tune.py on an H100 (BENCHMARKS.md): 512/4/2 was best or within noise on the
 # issue's shapes except 2-D BCE and 2-D Dice+CE, where 1024 pixels were 5-8 % faster
@@ -190,8 +192,8 @@ def comparable_ignore(ignore, labels: torch.Tensor | None) -> tuple[int, ...]:
 def label_status(raw, C, ignore_ptr, IGNORE: tl.constexpr):
     """``(dropped, invalid)`` of index labels in their own dtype: equal to one of the
     ``IGNORE`` labels at ``ignore_ptr`` (int64, each within the labels' range:
-    ``comparable_ignore``), or outside ``[0, C)`` without being ignored. Labels are compared,
-    never used as an index."""
+    ``comparable_ignore``), or outside ``[0, C)`` without being ignored. A label is never an
+    address unless a mask has kept it to ``[0, C)``."""
     invalid = (raw < 0) | (raw >= C)
     dropped = raw != raw  # all False, in the labels' shape
     if IGNORE:
@@ -295,11 +297,61 @@ def statistics_slope(coef_ptr, n, N, C, c, within, p, t, ACC: tl.constexpr, L1: 
     return slope
 
 
+LOG2E: tl.constexpr = tl.constexpr(1.4426950408889634)
+LN2: tl.constexpr = tl.constexpr(0.6931471805599453)
+
+
+@triton.jit
+def _exp2_flush(y):
+    """``2^y`` in one special-function instruction (``ex2.approx.ftz``); a result below 2^-126
+    is 0. ``tl.exp`` keeps such denormal results at the cost of 3 more instructions per call
+    (a compare and two predicated multiplies), which the softmax and sigmoid kernels, issuing
+    one exponential per logit, cannot afford; no loss or gradient here needs a denormal."""
+    if y.dtype == tl.float32:
+        return tl.inline_asm_elementwise("ex2.approx.ftz.f32 $0, $1;", "=r,r", [y],
+                                         dtype=tl.float32, is_pure=True, pack=1)
+    else:
+        return tl.exp2(y)
+
+
+@triton.jit
+def _exp2_exact(y):
+    return tl.exp2(y)
+
+
+@triton.jit
+def _log_flush(x):
+    """``ln x`` from one ``lg2.approx.ftz`` (relative error ~2^-22 on [1, ∞), where the
+    kernels take it: a log-sum-exp's sum); ``tl.log`` is a ~20-instruction polynomial."""
+    if x.dtype == tl.float32:
+        return tl.inline_asm_elementwise("lg2.approx.ftz.f32 $0, $1;", "=r,r", [x],
+                                         dtype=tl.float32, is_pure=True, pack=1) * LN2
+    else:
+        return tl.log(x)
+
+
+@triton.jit
+def _log_exact(x):
+    return tl.log(x)
+
+
+# the interpreter runs no PTX: there the same kernels take tl.exp2 and tl.log
+exp2 = _exp2_exact if interpreting() else _exp2_flush
+fast_log = _log_exact if interpreting() else _log_flush
+
+
+@triton.jit
+def fast_exp(x):
+    """``e^x`` by ``exp2``; the caller that subtracts a shift should fold it into the
+    multiply instead: ``exp2(x * LOG2E - shift * LOG2E)`` is one FFMA and one MUFU."""
+    return exp2(x * LOG2E)
+
+
 @triton.jit
 def softplus_sigmoid(x):
     """``(log(1 + e^{-|x|}), σ(x))`` from one exponential, without losing digits when
     ``e^{-|x|}`` is tiny (``log(u)·e/(u-1)`` is log1p(e) to working precision)."""
-    e = tl.exp(-tl.abs(x))
+    e = fast_exp(-tl.abs(x))
     u = 1.0 + e
     soft = tl.where(u == 1.0, e, tl.log(u) * (e / (u - 1.0)))
     inverse = 1.0 / u

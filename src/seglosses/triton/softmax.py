@@ -32,6 +32,7 @@ import triton
 import triton.language as tl
 
 from ._common import (
+    LOG2E,
     absent,
     accumulate_dtype,
     coefficient_table,
@@ -40,6 +41,9 @@ from ._common import (
     differentiable,
     distinct_outputs,
     dummy,
+    exp2,
+    fast_exp,
+    fast_log,
     fused_backward,
     geometry,
     held_classes,
@@ -78,13 +82,12 @@ def _term(q, p, neg_log_p, gamma, tiny, FOCAL: tl.constexpr):
 
 
 @triton.jit
-def _class_term(x, lse, t, eps, smooth_share, scale_ptr, c, gamma, tiny, ACC: tl.constexpr,
-                HAS_SCALE: tl.constexpr, FOCAL: tl.constexpr):
-    """``_term`` at class c of the class loop."""
+def _smoothed(t, c, eps, smooth_share, scale_ptr, ACC: tl.constexpr, HAS_SCALE: tl.constexpr):
+    """``a_c q_c``: the smoothed target of class c times its class scale."""
     q = t * (1.0 - eps) + smooth_share
     if HAS_SCALE:
         q = q * tl.load(scale_ptr + c).to(ACC)
-    return _term(q, tl.exp(x - lse), lse - x, gamma, tiny, FOCAL)
+    return q
 
 
 @triton.jit
@@ -101,6 +104,41 @@ def _target_at(t_at, held, label, c, inside, INDEX: tl.constexpr, HELD: tl.const
 
 
 @triton.jit
+def _pixel_sums(q_sum, qx_sum, x, t, c, eps, smooth_share, scale_ptr, ACC: tl.constexpr,
+                HAS_SCALE: tl.constexpr, WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr):
+    """Class c's share of ``Σ a q`` and ``Σ a q x`` (the loss is ``lse Σ a q - Σ a q x``)."""
+    if WANT_LOSS or CE_GRAD:
+        q = _smoothed(t, c, eps, smooth_share, scale_ptr, ACC, HAS_SCALE)
+        q_sum += q
+        if WANT_LOSS:
+            qx_sum += q * x
+    return q_sum, qx_sum
+
+
+@triton.jit
+def _held_dx(e, inverse, r_total, t, label, c, v, gv, n, N, C, eps, smooth_share, scale_ptr,
+             coef_ptr, ACC: tl.constexpr, INDEX: tl.constexpr, HAS_SCALE: tl.constexpr,
+             CE_GRAD: tl.constexpr, HAS_COEF: tl.constexpr):
+    """dX of held class c when r_c = v p_c s_c - g v a_c q_c (no second walk):
+    ``p_c (v s_c - Σ r) - g v a_c q_c`` with p_c = e_c * inverse, so cross-entropy alone
+    costs a compare, a select and one FFMA per logit."""
+    if HAS_COEF:
+        dx = e * (inverse * (v * statistics_slope(coef_ptr, n, N, C, c, c < C, e, t, ACC,
+                                                  False) - r_total))
+    else:
+        dx = e * (-inverse * r_total)
+    if CE_GRAD:
+        if INDEX:  # q_c = 1 - eps + eps / C at the label, eps / C elsewhere
+            gq = tl.where(label == c, gv * (1.0 - eps + smooth_share), gv * smooth_share)
+        else:
+            gq = gv * (t * (1.0 - eps) + smooth_share)
+        if HAS_SCALE:
+            gq = gq * tl.load(scale_ptr + c).to(ACC)
+        dx -= gq
+    return dx
+
+
+@triton.jit
 def _walk(running_max, running_sum, q_sum, qx_sum, slope_sum, x, t, c, n, N, C, eps,
           smooth_share, scale_ptr, coef_ptr, ACC: tl.constexpr, HAS_SCALE: tl.constexpr,
           SUMS: tl.constexpr, WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr,
@@ -109,18 +147,13 @@ def _walk(running_max, running_sum, q_sum, qx_sum, slope_sum, x, t, c, n, N, C, 
     (``SUMS``, no second pass) what the loss and Σ_c r_c need: Σ a q, Σ a q x and
     Σ e^(x - max) s, rescaled with the running sum."""
     shift = x - running_max
-    e = tl.exp(-tl.abs(shift))  # e^(min - max) of (x, running max)
+    e = fast_exp(-tl.abs(shift))  # e^(min - max) of (x, running max)
     grows = shift > 0
     running_sum = tl.where(grows, running_sum * e + 1.0, running_sum + e)
     running_max = tl.maximum(running_max, x)
     if SUMS:
-        if WANT_LOSS or CE_GRAD:
-            q = t * (1.0 - eps) + smooth_share
-            if HAS_SCALE:
-                q = q * tl.load(scale_ptr + c).to(ACC)
-            q_sum += q
-            if WANT_LOSS:
-                qx_sum += q * x
+        q_sum, qx_sum = _pixel_sums(q_sum, qx_sum, x, t, c, eps, smooth_share, scale_ptr, ACC,
+                                    HAS_SCALE, WANT_LOSS, CE_GRAD)
         if HAS_COEF:  # s_c = A + B t (no L1 term here); the p argument is unused
             slope = statistics_slope(coef_ptr, n, N, C, c, c < C, x, t, ACC, False)
             slope_sum = tl.where(grows, slope_sum * e + slope, slope_sum + e * slope)
@@ -128,25 +161,24 @@ def _walk(running_max, running_sum, q_sum, qx_sum, slope_sum, x, t, c, n, N, C, 
 
 
 @triton.jit
-def _class_grad(x, lse, t, c, v, gv, n, N, C, P, block, eps, smooth_share, scale_ptr, coef_ptr,
-                part_ptr, gamma, tiny, ACC: tl.constexpr, HAS_SCALE: tl.constexpr,
+def _class_grad(x, p, lse, t, c, v, gv, n, N, C, P, block, eps, smooth_share, scale_ptr,
+                coef_ptr, part_ptr, gamma, tiny, ACC: tl.constexpr, HAS_SCALE: tl.constexpr,
                 FOCAL: tl.constexpr, CE_GRAD: tl.constexpr, HAS_COEF: tl.constexpr,
                 WANT_LOSS: tl.constexpr, STATS: tl.constexpr, L1: tl.constexpr):
-    """``(pixel term, r_c = p_c ∂F/∂p_c, p_c)`` of class c (the first two 0 where not
-    wanted); with ``STATS`` it also stores the class's statistics of this program."""
-    p = tl.exp(x - lse)
+    """``(pixel term, r_c = p_c ∂F/∂p_c)`` of class c with probability ``p`` (both 0 where
+    not wanted); with ``STATS`` it also stores the class's statistics of this program."""
     term = tl.zeros_like(x)
     r = tl.zeros_like(x)
     if WANT_LOSS or CE_GRAD:
-        term, r_ce = _class_term(x, lse, t, eps, smooth_share, scale_ptr, c, gamma, tiny, ACC,
-                                 HAS_SCALE, FOCAL)
+        q = _smoothed(t, c, eps, smooth_share, scale_ptr, ACC, HAS_SCALE)
+        term, r_ce = _term(q, p, lse - x, gamma, tiny, FOCAL)
         if CE_GRAD:
             r += gv * r_ce
     if HAS_COEF:
         r += v * p * statistics_slope(coef_ptr, n, N, C, c, c < C, p, t, ACC, L1)
     if STATS:
         store_statistics(part_ptr, (n * C + c) * P + block, N * C * P, v, p, t, L1)
-    return term, r, p
+    return term, r
 
 
 @triton.jit
@@ -159,8 +191,8 @@ def _softmax_kernel(
         FOCAL: tl.constexpr, PIXEL: tl.constexpr, STATS: tl.constexpr, L1: tl.constexpr,
         GRAD: tl.constexpr, HAS_G: tl.constexpr, HAS_COEF: tl.constexpr,
         WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr, SECOND: tl.constexpr,
-        SUMS: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr, UNROLL: tl.constexpr,
-        HELD: tl.constexpr):
+        SUMS: tl.constexpr, SMOOTH: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr,
+        UNROLL: tl.constexpr, HELD: tl.constexpr):
     """``HELD`` = 0: the classes are walked from memory (any C; the later walks re-read the
     logits). ``HELD`` = C: the kernel is specialised to C classes and the first walk keeps
     every logit (and a one-hot / soft target) of its pixels in registers, so the logits are
@@ -186,6 +218,7 @@ def _softmax_kernel(
         dropped, invalid = label_status(raw, C, ignore_ptr, IGNORE)
         v = tl.where(invalid, float("nan"), tl.where(dropped, 0.0, v))
         label = raw.to(tl.int32)
+        labelled = inside & (raw >= 0) & (raw < C)
     gv = tl.zeros([BLOCK], ACC)
     if GRAD == 2:  # the normalised loss: upstream gradient 1 / normaliser
         g = inverse_normaliser(norm_ptr, ACC)
@@ -194,9 +227,11 @@ def _softmax_kernel(
         gv = tl.load(g_ptr + n * sgn + pixels * sgs, mask=inside, other=0.0).to(ACC) * v
     smooth_share = eps / C
 
-    # 1. log-sum-exp by the online (max, sum) recurrence, one exp per element. Without a
-    #    second walk (no statistics, no focal term, no L1 slope) the same walk also sums what
-    #    the loss and Σ_c r_c need, since then r_c = p_c s_c - g v a_c q_c with s_c free of p.
+    # 1. log-sum-exp, one exp per logit: over held classes the max first, then e_c =
+    #    e^(x_c - max) (kept, so p_c = e_c / Σe later costs a multiply); over the class loop
+    #    the online (max, sum) recurrence. Without a second walk (no statistics, no focal
+    #    term, no L1 slope) the same walk also sums what the loss and Σ_c r_c need, since then
+    #    r_c = p_c s_c - g v a_c q_c with s_c free of p.
     running_max = tl.full([BLOCK], float("-inf"), ACC)
     running_sum = tl.zeros([BLOCK], ACC)
     q_sum = tl.zeros([BLOCK], ACC)
@@ -204,9 +239,16 @@ def _softmax_kernel(
     slope_sum = tl.zeros([BLOCK], ACC)
     xs = ()
     ts = ()
+    es = ()
     x_class = x_row
     t_class = t_row
+    x_label = tl.zeros([BLOCK], ACC)
     if HELD:  # every load first: C vectors in flight per thread, each logit read once
+        if SUMS and INDEX and not HAS_SCALE and WANT_LOSS:
+            # the label's logit, read where the label is in [0, C) (the loss is then
+            # lse - (1 - eps) x_label - eps / C Σ x, with no compare per class)
+            x_label = tl.load(x_row + label.to(tl.int64) * sxc, mask=labelled,
+                              other=0.0).to(ACC)
         for _ in tl.static_range(HELD):
             # held as loaded, widened to ACC where used
             xs = xs + (tl.load(x_class, mask=inside, other=0.0),)
@@ -214,13 +256,34 @@ def _softmax_kernel(
                 ts = ts + (tl.load(t_class, mask=inside, other=0.0),)
             x_class += sxc
             t_class += stc
+        running_max = xs[0].to(ACC)
+        for c in tl.static_range(1, HELD):
+            running_max = tl.maximum(running_max, xs[c].to(ACC))
+        shift = running_max * LOG2E
         for c in tl.static_range(HELD):
-            t = _target_at(t_row, ts, label, c, inside, INDEX, HELD, ACC)
             x = xs[c].to(ACC)
-            running_max, running_sum, q_sum, qx_sum, slope_sum = _walk(
-                running_max, running_sum, q_sum, qx_sum, slope_sum, x, t, c, n, N, C, eps,
-                smooth_share, scale_ptr, coef_ptr, ACC, HAS_SCALE, SUMS, WANT_LOSS, CE_GRAD,
-                HAS_COEF)
+            e = exp2(x * LOG2E - shift)
+            es = es + (e,)
+            running_sum += e
+            if SUMS:
+                t = _target_at(t_row, ts, label, c, inside, INDEX, HELD, ACC)
+                if INDEX and not HAS_SCALE:  # Σ q x = (1 - eps) x_label + eps / C Σ x
+                    if WANT_LOSS and SMOOTH:
+                        qx_sum += x
+                else:
+                    q_sum, qx_sum = _pixel_sums(q_sum, qx_sum, x, t, c, eps, smooth_share,
+                                                scale_ptr, ACC, HAS_SCALE, WANT_LOSS, CE_GRAD)
+                if HAS_COEF:  # s_c = A + B t (no L1 term here)
+                    slope_sum += e * statistics_slope(coef_ptr, n, N, C, c, c < C, x, t, ACC,
+                                                      False)
+        if SUMS and INDEX and not HAS_SCALE:
+            # Σ_c q_c = 1 wherever it counts: an ignored label's pixel has v = 0, an
+            # out-of-range one is NaN (validate=False)
+            q_sum = tl.full([BLOCK], 1.0, ACC)
+            if SMOOTH:
+                qx_sum = (1.0 - eps) * x_label + smooth_share * qx_sum
+            else:
+                qx_sum = x_label
     else:
         for c in tl.range(0, C, loop_unroll_factor=UNROLL):
             x = tl.load(x_class, mask=inside, other=0.0).to(ACC)
@@ -233,7 +296,9 @@ def _softmax_kernel(
                 HAS_COEF)
             x_class += sxc
             t_class += stc
-    lse = running_max + tl.log(running_sum)
+    lse = running_max + fast_log(running_sum)
+    lse2 = lse * LOG2E  # p_c = 2^(x_c log2(e) - lse2): one FFMA and one exp2
+    inverse = 1.0 / running_sum  # p_c = e_c * inverse over held classes
 
     loss = tl.zeros([BLOCK], ACC)
     r_total = tl.zeros([BLOCK], ACC)
@@ -243,15 +308,15 @@ def _softmax_kernel(
         if CE_GRAD:
             r_total = -gv * q_sum
         if HAS_COEF:
-            r_total += v * slope_sum / running_sum
+            r_total += v * slope_sum * inverse
     elif HELD:
         # 2. per class: pixel term, statistics, r_c = p_c ∂F/∂p_c and Σ_c r_c
         for c in tl.static_range(HELD):
             t = _target_at(t_row, ts, label, c, inside, INDEX, HELD, ACC)
-            term, r, _ = _class_grad(xs[c].to(ACC), lse, t, c, v, gv, n, N, C, P, block, eps,
-                                     smooth_share, scale_ptr, coef_ptr, part_ptr, gamma, tiny,
-                                     ACC, HAS_SCALE, FOCAL, CE_GRAD, HAS_COEF, WANT_LOSS,
-                                     STATS, L1)
+            term, r = _class_grad(xs[c].to(ACC), es[c] * inverse, lse, t, c, v, gv, n, N, C,
+                                  P, block, eps, smooth_share, scale_ptr, coef_ptr, part_ptr,
+                                  gamma, tiny, ACC, HAS_SCALE, FOCAL, CE_GRAD, HAS_COEF,
+                                  WANT_LOSS, STATS, L1)
             loss += term
             r_total += r
     else:  # as above, reading the classes again
@@ -260,9 +325,10 @@ def _softmax_kernel(
             x = tl.load(x_row + c.to(tl.int64) * sxc, mask=inside, other=0.0).to(ACC)
             t = _target_at(t_row + c.to(tl.int64) * stc, ts, label, c, inside, INDEX, HELD,
                            ACC)
-            term, r, _ = _class_grad(x, lse, t, c, v, gv, n, N, C, P, block, eps, smooth_share,
-                                     scale_ptr, coef_ptr, part_ptr, gamma, tiny, ACC, HAS_SCALE,
-                                     FOCAL, CE_GRAD, HAS_COEF, WANT_LOSS, STATS, L1)
+            term, r = _class_grad(x, exp2(x * LOG2E - lse2), lse, t, c, v, gv, n, N, C, P,
+                                  block, eps, smooth_share, scale_ptr, coef_ptr, part_ptr,
+                                  gamma, tiny, ACC, HAS_SCALE, FOCAL, CE_GRAD, HAS_COEF,
+                                  WANT_LOSS, STATS, L1)
             loss += term
             r_total += r
 
@@ -281,11 +347,18 @@ def _softmax_kernel(
             dx_class = dx_row
             for c in tl.static_range(HELD):
                 t = _target_at(t_row, ts, label, c, inside, INDEX, HELD, ACC)
-                _, r, p = _class_grad(xs[c].to(ACC), lse, t, c, v, gv, n, N, C, P, block, eps,
-                                      smooth_share, scale_ptr, coef_ptr, part_ptr, gamma, tiny,
-                                      ACC, HAS_SCALE, FOCAL, CE_GRAD, HAS_COEF, False, False,
-                                      L1)
-                tl.store(dx_class, (r - p * r_total).to(dx_ptr.dtype.element_ty), mask=inside)
+                if SECOND:
+                    p = es[c] * inverse
+                    _, r = _class_grad(xs[c].to(ACC), p, lse, t, c, v, gv, n, N, C, P, block,
+                                       eps, smooth_share, scale_ptr, coef_ptr, part_ptr,
+                                       gamma, tiny, ACC, HAS_SCALE, FOCAL, CE_GRAD, HAS_COEF,
+                                       False, False, L1)
+                    dx = r - p * r_total
+                else:
+                    dx = _held_dx(es[c], inverse, r_total, t, label, c, v, gv, n, N, C, eps,
+                                  smooth_share, scale_ptr, coef_ptr, ACC, INDEX, HAS_SCALE,
+                                  CE_GRAD, HAS_COEF)
+                tl.store(dx_class, dx.to(dx_ptr.dtype.element_ty), mask=inside)
                 dx_class += sdc
         else:
             for i in tl.range(0, C, loop_unroll_factor=UNROLL):
@@ -295,11 +368,11 @@ def _softmax_kernel(
                     c = C - 1 - i
                 x = tl.load(x_row + c.to(tl.int64) * sxc, mask=inside, other=0.0).to(ACC)
                 t = _target_at(t_row + c.to(tl.int64) * stc, ts, label, c, inside, INDEX, HELD,
-                           ACC)
-                _, r, p = _class_grad(x, lse, t, c, v, gv, n, N, C, P, block, eps,
-                                      smooth_share, scale_ptr, coef_ptr, part_ptr, gamma, tiny,
-                                      ACC, HAS_SCALE, FOCAL, CE_GRAD, HAS_COEF, False, False,
-                                      L1)
+                               ACC)
+                p = exp2(x * LOG2E - lse2)
+                _, r = _class_grad(x, p, lse, t, c, v, gv, n, N, C, P, block, eps,
+                                   smooth_share, scale_ptr, coef_ptr, part_ptr, gamma, tiny,
+                                   ACC, HAS_SCALE, FOCAL, CE_GRAD, HAS_COEF, False, False, L1)
                 tl.store(dx_row + c.to(tl.int64) * sdc, (r - p * r_total).to(
                     dx_ptr.dtype.element_ty), mask=inside)
 
@@ -314,7 +387,8 @@ def _softmax_rows_kernel(
         FOCAL: tl.constexpr, PIXEL: tl.constexpr, STATS: tl.constexpr, L1: tl.constexpr,
         GRAD: tl.constexpr, HAS_G: tl.constexpr, HAS_COEF: tl.constexpr,
         WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr, SECOND: tl.constexpr,
-        SUMS: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr, CP: tl.constexpr,
+        SUMS: tl.constexpr, SMOOTH: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr,
+        CP: tl.constexpr,
         DENSE: tl.constexpr):
     """The same computation from one read of a ``[BLOCK pixels, CP ≥ C classes]`` tile: for
     class-contiguous logits (channels_last, class_dim=-1) the tile is read row by row, so
@@ -395,9 +469,10 @@ def _softmax_rows_kernel(
 
 
 def flags(*, index, has_v, has_scale, focal, pixel, stats, l1, grad, has_g, has_coef,
-          ignore=0):
+          ignore=0, smooth=True):
     """The kernel's constexpr switches for one launch (also what the compile check builds);
-    ``ignore``: how many ignore labels the kernel compares an index map with."""
+    ``ignore``: how many ignore labels the kernel compares an index map with; ``smooth``:
+    label smoothing is on (eps > 0)."""
     ce_grad = grad == GRAD_FUSED or (grad == GRAD_BACKWARD and has_g)
     want_loss = pixel != PIXEL_NONE
     second = stats or focal or (has_coef and l1)
@@ -405,7 +480,7 @@ def flags(*, index, has_v, has_scale, focal, pixel, stats, l1, grad, has_g, has_
                 FOCAL=focal, PIXEL=pixel,
                 STATS=stats, L1=l1, GRAD=grad, HAS_G=has_g, HAS_COEF=has_coef,
                 WANT_LOSS=want_loss, CE_GRAD=ce_grad, SECOND=second,
-                SUMS=not second and (want_loss or ce_grad or has_coef))
+                SUMS=not second and (want_loss or ce_grad or has_coef), SMOOTH=smooth)
 
 
 def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, grad,
@@ -472,7 +547,7 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
             **flags(index=labels is not None, has_v=v is not None, has_scale=scale is not None,
                     focal=gamma != 0, pixel=pixel, stats=stats, l1=l1, grad=grad,
                     has_g=grad_pixel is not None, has_coef=coefficients is not None,
-                    ignore=len(ignore)),
+                    ignore=len(ignore), smooth=eps != 0),
             ACC=accumulate_dtype(x.dtype), **shape)
     elif part is not None or pixel == PIXEL_SUM:  # empty batch or image: sums are 0
         part = None if part is None else part.zero_()
