@@ -5,11 +5,12 @@ replaced by recorders, so nothing runs), specialised the way Triton's JIT specia
 integer equal to 1 becomes a constant; pointers and integers divisible by 16 are marked
 aligned), compiled to a cubin for sm_90 and read back with the ``cuobjdump`` that ships with
 Triton. Per launch: registers per thread, local memory (register spills), shared memory,
-the global loads by width, block barriers, the SASS instructions (and how many of them use the
-special-function unit, MUFU: exp2, log2, reciprocal) — per logit and pixel-thread for a kernel
-specialised to its classes, whose code is straight-line — and for the row-tile kernel whether every tile
-layout keeps the class axis inside one thread (a layout that spreads both pixels and classes
-over lanes or warps puts a shuffle or a shared-memory round trip in every class reduction).
+the global loads by width, block barriers, the SASS instructions (and how many of them use
+the special-function unit, MUFU: exp2, log2, reciprocal; per held logit too, for a kernel
+specialised to its classes, whose code is straight-line), and for the row-tile kernel whether
+every tile layout keeps the class axis inside one thread (a layout that spreads both pixels
+and classes over lanes or warps puts a shuffle or a shared-memory round trip in every class
+reduction).
 
 This is the static half of a kernel review: it says how many bytes a thread has in flight,
 whether registers spill and where a reduction leaves the thread, not how fast the kernel is.

@@ -54,6 +54,9 @@ CASES = [
      lambda x, y, t: sl.dice_ce_loss(x, y, impl="triton", validate=False)),
     ("Dice+CE 3-D fp32", (2, 4, 128, 128, 128), torch.float32, False, "dice_ce",
      lambda x, y, t: sl.dice_ce_loss(x, y, impl="triton", validate=False)),
+    ("BCE multilabel 3-D fp32", (2, 4, 128, 128, 128), torch.float32, False, "bce",
+     lambda x, y, t: sl.binary_cross_entropy(x, t, mode="multilabel", impl="triton",
+                                             validate=False)),
     ("BCE multilabel 2-D bf16", (16, 19, 512, 1024), torch.bfloat16, False, "bce",
      lambda x, y, t: sl.binary_cross_entropy(x, t, mode="multilabel", impl="triton",
                                              validate=False)),
@@ -132,7 +135,8 @@ def main() -> None:
     wanted = [c for c in args.cases.split(",") if c]
     defaults = (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL, _common.ROWS_ELEMENTS,
                 _common.STATS_WARPS, _common.PIXEL_TILE_VALUES, _common.DENSE_ROWS,
-                _common.HELD_VALUES, _common.SIGMOID_GROUP)
+                _common.HELD_VALUES, _common.SIGMOID_GROUP, _common.SIGMOID_BLOCK,
+                _common.SIGMOID_UNROLL)
     print(f"copy bandwidth {bandwidth / 1e12:.2f} TB/s; defaults MAX_BLOCK={defaults[0]}, "
           f"MAX_WARPS={defaults[1]}, UNROLL={defaults[2]}, ROWS_ELEMENTS={defaults[3]} "
           "(channels_last rows: ROWS_ELEMENTS = 4 x BLOCK in the sweep)", flush=True)
@@ -153,6 +157,7 @@ def main() -> None:
                        f"| {int(rows)} | {values} | {group} |")
             # BLOCK: pixels per program, or logits per program for class-contiguous rows
             _common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL = block, warp, unroll
+            _common.SIGMOID_BLOCK, _common.SIGMOID_UNROLL = block, unroll
             _common.ROWS_ELEMENTS = block * 4 if channels_last else _common.ROWS_ELEMENTS
             try:
                 timing, _ = measure(bound, x, device, args.repeat)
@@ -164,7 +169,8 @@ def main() -> None:
                       flush=True)
         (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL, _common.ROWS_ELEMENTS,
          _common.STATS_WARPS, _common.PIXEL_TILE_VALUES, _common.DENSE_ROWS,
-         _common.HELD_VALUES, _common.SIGMOID_GROUP) = defaults
+         _common.HELD_VALUES, _common.SIGMOID_GROUP, _common.SIGMOID_BLOCK,
+         _common.SIGMOID_UNROLL) = defaults
         if args.profile:
             print(f"{name} (roofline {roofline_ms:.3f} ms)\n{profile(bound, x)}", flush=True)
         del x, labels, onehot

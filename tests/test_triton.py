@@ -192,6 +192,26 @@ def test_held_classes_read_the_logits_once(monkeypatch):
     assert reads == {0: 2 * x.numel(), 40: x.numel() + pixels}
 
 
+def test_float32_softplus_within_a_few_ulp():
+    """The sigmoid kernel's float32 log1p(e^{-|x|}) (a degree-9 polynomial in e) and σ(x),
+    per element against float64, over logits whose terms run from 0.69 down to 1e-9, for
+    both targets. The bound grows with |x| as the device's exponential does: e^x is taken
+    as 2^(x log2 e), whose rounded argument carries a relative error of ~|x| × 1e-7."""
+    x = torch.linspace(-21.0, 21.0, 4097, dtype=torch.float32).reshape(1, 1, 1, -1)
+    bound = 1.5e-7 * (2.0 + x.double().abs())
+    for value in (0.0, 1.0):
+        t = torch.full_like(x, value)
+        got = sl.binary_cross_entropy(x, t, reduction="none", impl="triton")
+        want = torch.nn.functional.binary_cross_entropy_with_logits(
+            x.double(), t.double(), reduction="none")
+        assert ((got.double() - want).abs() / want <= bound).all()
+    x = x.clone().requires_grad_()
+    sl.binary_cross_entropy(x, torch.ones_like(x), reduction="sum", impl="triton").backward()
+    want = torch.sigmoid(x.detach().double()) - 1.0  # d/dx of softplus(-x)
+    # σ(x) - 1 cancels in float32 once σ(x) rounds to 1 (as in torch): one ulp of 1 more
+    assert ((x.grad.double() - want).abs() <= bound * want.abs() + 2.0**-23).all()
+
+
 def _elements_read(x, call) -> int:
     """How many elements of ``x``'s storage the interpreter's loads read during ``call``."""
     from triton.runtime import interpreter

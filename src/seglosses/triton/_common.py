@@ -69,11 +69,23 @@ def held_classes(classes: int, block: int, warps: int, *, dense: bool,
     return block, classes if max(1, block // lanes) * values <= HELD_VALUES else 0
 
 
-# the sigmoid kernel over pixel-contiguous logits (NCHW) loads this many channels' logits and
-# targets before it writes any dX: a load is not moved above a store that might alias it, so
-# one channel at a time would keep one load in flight per thread (for A/B timing:
-# `benchmarks/tune.py --group 1,4`)
-SIGMOID_GROUP = 4
+# the sigmoid kernel over pixel-contiguous logits (NCHW) may load GROUP channels' logits and
+# targets before it writes any dX (a load is not moved above a store that might alias it).
+# On an H100 that was slower (2-D bf16 multilabel BCE: 0.440 ms at 1 channel, 0.528 at 4,
+# 0.809 at 8: the registers of a group cost more occupancy than its loads in flight gained),
+# so the default is 1; `benchmarks/tune.py --group 1,4` measures it again
+SIGMOID_GROUP = 1
+# pixels per program and channel-loop unrolling of the sigmoid kernel over NCHW logits
+# (H100, same case: 1024 pixels without unrolling 0.372 ms; 512: 0.390; unrolled twice:
+# 0.406 and 0.429)
+SIGMOID_BLOCK = 1024
+SIGMOID_UNROLL = 1
+
+
+def sigmoid_geometry(spatial: int) -> tuple[int, int, int]:
+    """``(BLOCK, num_warps, UNROLL)`` of the sigmoid kernel over NCHW logits."""
+    block = max(16, min(SIGMOID_BLOCK, triton.next_power_of_2(max(spatial, 1))))
+    return block, max(1, min(MAX_WARPS, block // 32)), SIGMOID_UNROLL
 
 
 def channel_group(channels: int) -> int:
@@ -350,10 +362,24 @@ def fast_exp(x):
 @triton.jit
 def softplus_sigmoid(x):
     """``(log(1 + e^{-|x|}), σ(x))`` from one exponential, without losing digits when
-    ``e^{-|x|}`` is tiny (``log(u)·e/(u-1)`` is log1p(e) to working precision)."""
+    ``e^{-|x|}`` is tiny. In float32 log1p(e), e in [0, 1], is ``e P(e)`` with P the degree-9
+    Chebyshev interpolant of log1p(e)/e on [0, 1] (relative error below 2e-7 in float32:
+    tests/test_triton.py): 10 FFMA where a log and a division took ~30 instructions per
+    element. In float64, ``log(u)·e/(u-1)`` (log1p to working precision)."""
     e = fast_exp(-tl.abs(x))
     u = 1.0 + e
-    soft = tl.where(u == 1.0, e, tl.log(u) * (e / (u - 1.0)))
+    if x.dtype == tl.float64:
+        soft = tl.where(u == 1.0, e, tl.log(u) * (e / (u - 1.0)))
+    else:
+        poly = -0.0031760570127516985 * e + 0.019542528316378593
+        poly = poly * e - 0.05637361481785774
+        poly = poly * e + 0.10543623566627502
+        poly = poly * e - 0.1526966691017151
+        poly = poly * e + 0.1966327428817749
+        poly = poly * e - 0.24951615929603577
+        poly = poly * e + 0.33329710364341736
+        poly = poly * e - 0.49999892711639404
+        soft = (poly * e + 1.0) * e
     inverse = 1.0 / u
     return soft, tl.where(x >= 0, inverse, e * inverse)
 

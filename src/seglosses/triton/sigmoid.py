@@ -41,6 +41,7 @@ from ._common import (
     result_dtype,
     row_tile,
     setup_fused,
+    sigmoid_geometry,
     softplus_sigmoid,
     statistics_slope,
     tile_at,
@@ -133,9 +134,13 @@ def _sigmoid_kernel(
                     negative = negative * tl.load(nw_ptr + channels, mask=valid[None, :],
                                                   other=0.0).to(ACC)
                 # softplus(-x) = -log p, softplus(x) = -log(1 - p)
-                bce = (positive * (tl.maximum(-x, 0.0) + soft)
-                       + negative * (tl.maximum(x, 0.0) + soft))
-                slope = positive * (p - 1.0) + negative * p
+                if HAS_PW or HAS_NW:
+                    bce = (positive * (tl.maximum(-x, 0.0) + soft)
+                           + negative * (tl.maximum(x, 0.0) + soft))
+                    slope = positive * (p - 1.0) + negative * p
+                else:  # the same with positive + negative = 1: 3 and 1 instructions
+                    bce = tl.maximum(x, 0.0) - y * x + soft
+                    slope = p - y
                 if FOCAL:
                     p_t = p * y + (1.0 - p) * (1.0 - y)
                     rest = tl.maximum(1.0 - p_t, tiny)
@@ -190,11 +195,12 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
     ignore = comparable_ignore(ignore, target)
     n, num_channels, spatial = x.shape[0], x.shape[axis], x.shape[3 - axis]
     out_dtype = result_dtype(x.dtype)
-    block, warps, unroll = geometry(spatial)
+    block, warps, unroll = sigmoid_geometry(spatial)
     channels, group = 1, channel_group(num_channels)
     rows = row_tile(x, axis)  # channel-contiguous logits: whole rows per tile
     if rows:
         (block, channels), group = rows, 1
+        warps, unroll = geometry(spatial)[1:]
     programs = triton.cdiv(spatial, block)
     pixel_out = part = dx = None
     if pixel == PIXEL_EACH:
