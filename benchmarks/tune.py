@@ -9,7 +9,7 @@ kernels one call launches and their time, to show what outside the main kernel c
     python benchmarks/tune.py --blocks 512,1024 --warps 4,8 --profile
     python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --pixel-tile 0,16,32
     python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --dense-rows 0,1
-    python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --held 0,20,40,80
+    python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --held 0,20,40,80 --held-stats 0,64
     python benchmarks/tune.py --blocks 512,1024 --warps 4 --unroll 1,2 --group 1,2,4,8
 """
 
@@ -116,6 +116,8 @@ def main() -> None:
     parser.add_argument("--held", default=str(_common.HELD_VALUES),
                         help="HELD_VALUES values (0: the class walk reads the logits again; "
                              "40, ...: a thread keeps that many of its pixels' logits)")
+    parser.add_argument("--held-stats", default=str(_common.HELD_STATS_VALUES),
+                        help="HELD_STATS_VALUES values (the same for a statistics pass)")
     parser.add_argument("--group", default=str(_common.SIGMOID_GROUP),
                         help="SIGMOID_GROUP values (1: the sigmoid kernel writes each channel "
                              "before it loads the next; 4, ...: loads that many first)")
@@ -131,30 +133,33 @@ def main() -> None:
     tile_values = [int(v) for v in args.pixel_tile.split(",")]
     dense = [bool(int(v)) for v in args.dense_rows.split(",")]
     held = [int(v) for v in args.held.split(",")]
+    held_stats = [int(v) for v in args.held_stats.split(",")]
     groups = [int(v) for v in args.group.split(",")]
     wanted = [c for c in args.cases.split(",") if c]
     defaults = (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL, _common.ROWS_ELEMENTS,
                 _common.STATS_WARPS, _common.PIXEL_TILE_VALUES, _common.DENSE_ROWS,
                 _common.HELD_VALUES, _common.SIGMOID_GROUP, _common.SIGMOID_BLOCK,
-                _common.SIGMOID_UNROLL)
+                _common.SIGMOID_UNROLL, _common.HELD_STATS_VALUES)
     print(f"copy bandwidth {bandwidth / 1e12:.2f} TB/s; defaults MAX_BLOCK={defaults[0]}, "
           f"MAX_WARPS={defaults[1]}, UNROLL={defaults[2]}, ROWS_ELEMENTS={defaults[3]} "
           "(channels_last rows: ROWS_ELEMENTS = 4 x BLOCK in the sweep)", flush=True)
     print("| case | BLOCK | warps | unroll | stats warps | pixel tile | dense rows | held "
-          "| group | GPU ms (graph) | % of roofline | eager ms |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| held (statistics) | group | GPU ms (graph) | % of roofline | eager ms |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, shape, dtype, channels_last, kind, call in CASES:
         if wanted and name not in wanted:
             continue
         x, labels, onehot = tensors(shape, dtype, channels_last, device)
         roofline_ms = roofline_bytes(kind, x, labels, onehot) / bandwidth * 1e3
         bound = (lambda c, y, t: lambda z: c(z, y, t))(call, labels, onehot)
-        for block, warp, unroll, stats_warp, tile, rows, values, group in itertools.product(
-                blocks, warps, unrolls, stats_warps, tile_values, dense, held, groups):
+        for (block, warp, unroll, stats_warp, tile, rows, values, stats_values,
+             group) in itertools.product(blocks, warps, unrolls, stats_warps, tile_values,
+                                         dense, held, held_stats, groups):
             _common.STATS_WARPS, _common.PIXEL_TILE_VALUES = stats_warp, tile
             _common.DENSE_ROWS, _common.HELD_VALUES, _common.SIGMOID_GROUP = rows, values, group
+            _common.HELD_STATS_VALUES = stats_values
             setting = (f"| {name} | {block} | {warp} | {unroll} | {stats_warp} | {tile} "
-                       f"| {int(rows)} | {values} | {group} |")
+                       f"| {int(rows)} | {values} | {stats_values} | {group} |")
             # BLOCK: pixels per program, or logits per program for class-contiguous rows
             _common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL = block, warp, unroll
             _common.SIGMOID_BLOCK, _common.SIGMOID_UNROLL = block, unroll
@@ -170,7 +175,7 @@ def main() -> None:
         (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL, _common.ROWS_ELEMENTS,
          _common.STATS_WARPS, _common.PIXEL_TILE_VALUES, _common.DENSE_ROWS,
          _common.HELD_VALUES, _common.SIGMOID_GROUP, _common.SIGMOID_BLOCK,
-         _common.SIGMOID_UNROLL) = defaults
+         _common.SIGMOID_UNROLL, _common.HELD_STATS_VALUES) = defaults
         if args.profile:
             print(f"{name} (roofline {roofline_ms:.3f} ms)\n{profile(bound, x)}", flush=True)
         del x, labels, onehot

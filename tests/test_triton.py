@@ -35,6 +35,7 @@ def kernel_mode(request, monkeypatch):
     tile_values, held_values = KERNEL_MODES[request.param]
     monkeypatch.setattr(_common, "PIXEL_TILE_VALUES", tile_values)
     monkeypatch.setattr(_common, "HELD_VALUES", held_values)
+    monkeypatch.setattr(_common, "HELD_STATS_VALUES", held_values)
     return request.param
 
 
@@ -167,7 +168,9 @@ def test_kernel_geometry(shape, loss_name, options, kernel_mode):
     (41, 512, 4, False, False, (512, 0)),    # more: read from memory
     (10, 512, 4, True, False, (256, 10)),    # a one-hot target is held too
     (2, 512, 1, False, True, (512, 2)),      # a statistics pass keeps its block ...
-    (19, 512, 1, False, True, (512, 0)),     # ... and holds nothing unless it fits
+    (4, 512, 1, False, True, (512, 4)),      # (its own budget: 16 pixels x 4 classes)
+    (5, 512, 1, False, True, (512, 0)),      # ... and holds nothing unless it fits
+    (19, 512, 1, False, True, (512, 0)),
     (19, 16, 4, False, False, (16, 19)),     # a block of fewer pixels than lanes
 ])
 def test_held_classes(classes, block, warps, dense, stats, expected):

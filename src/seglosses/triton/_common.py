@@ -50,23 +50,30 @@ def geometry(spatial: int, *, stats: bool = False) -> tuple[int, int, int]:
 # is in flight at once (KERNELS.md facts 1 and 2). sm_90 needs ~2.5 registers per held value
 # (benchmarks/static.py: bf16 C=19 at 2 pixels per thread, 96 registers; at 4, 243), so the
 # budget keeps 5 programs of 4 warps per SM. 0: always read from memory (for A/B timing:
-# `benchmarks/tune.py --held 0,40`).
+# `benchmarks/tune.py --held 0,40`). Since the walks over held values take one exponential per
+# logit (the max first), bf16 C=19 at 2 pixels per thread needs 64 registers; 80 values
+# measured the same as 40 on an H100 for cross-entropy and up to 4 % slower for Dice+CE.
 HELD_VALUES = 40
+# the same for a statistics pass (one warp, 512 pixels: 16 per thread), which cannot shrink
+# its block: 64 holds fp32 C=4 (3-D Dice+CE on an H100: 0.106 ms against 0.117 read twice)
+HELD_STATS_VALUES = 64
 
 
 def held_classes(classes: int, block: int, warps: int, *, dense: bool,
                  stats: bool) -> tuple[int, int]:
     """``(BLOCK, HELD)`` of the class walk over ``block`` pixels with ``warps`` warps: HELD =
-    ``classes`` when a thread's share fits ``HELD_VALUES``, else 0. A pass without statistics
+    ``classes`` when a thread's share fits ``HELD_VALUES`` (``HELD_STATS_VALUES`` for a
+    statistics pass), else 0. A pass without statistics
     halves its block (down to one pixel per thread) until it fits; a statistics pass keeps
     its block, whose count sets the size of the partial sums (N x C x pixels / BLOCK)."""
     values = classes * (2 if dense else 1)
-    if not HELD_VALUES or values > HELD_VALUES:
+    budget = HELD_STATS_VALUES if stats else HELD_VALUES
+    if not budget or values > budget:
         return block, 0
     lanes = 32 * warps
-    while not stats and block > lanes and block // lanes * values > HELD_VALUES:
+    while not stats and block > lanes and block // lanes * values > budget:
         block //= 2
-    return block, classes if max(1, block // lanes) * values <= HELD_VALUES else 0
+    return block, classes if max(1, block // lanes) * values <= budget else 0
 
 
 # the sigmoid kernel over pixel-contiguous logits (NCHW) may load GROUP channels' logits and
