@@ -9,7 +9,9 @@ thread's share fits (``_common.held_classes``: C up to ~40 at one pixel per thre
 kernel is specialised to C instead: the first walk loads every class at once and holds the
 values, so the later walks read no memory and the logits are read once:
 
-1. ``lse = log Σ_c exp(x_c)`` by the online (max, sum) recurrence;
+1. ``lse = log Σ_c exp(x_c)``, one exponential per logit: over held classes the max first
+   and e_c = exp(x_c - max) kept (p_c = e_c / Σe later); otherwise the online (max, sum)
+   recurrence;
 2. per class: ``p_c = exp(x_c - lse)``, the pixel term
    ``a_c q_c (1 - p_c)^γ (lse - x_c)`` (``q`` the smoothed target, ``a`` the class scale,
    γ = 0 for cross-entropy), the statistics ``Σ v p t, Σ v p, Σ v t, Σ v |p - t|`` and, when a
