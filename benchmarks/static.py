@@ -122,6 +122,7 @@ def record(call, x, y, t) -> list:
     """The launches of one fwd+bwd call, kernels not run."""
     launches: list = []
     patched = [(softmax, "_softmax_kernel"), (softmax, "_softmax_rows_kernel"),
+               (softmax, "_softmax_stats_kernel"),
                (sigmoid, "_sigmoid_kernel"), (region, "_finalize_kernel"),
                (_common, "_scale_kernel"), (labels, "_scan_kernel"),
                (labels, "_element_scan_kernel")]

@@ -9,7 +9,9 @@ kernels one call launches and their time, to show what outside the main kernel c
     python benchmarks/tune.py --blocks 512,1024 --warps 4,8 --profile
     python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --pixel-tile 0,16,32
     python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --dense-rows 0,1
-    python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --held 0,20,40,80 --held-stats 0,64
+    python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --held 0,20,40,80 --held-stats 0,96
+    python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --stats-block 512,1024 \
+        --stats-pixels 1,2,4
     python benchmarks/tune.py --blocks 512,1024 --warps 4 --unroll 1,2 --group 1,2,4,8
 """
 
@@ -117,7 +119,14 @@ def main() -> None:
                         help="HELD_VALUES values (0: the class walk reads the logits again; "
                              "40, ...: a thread keeps that many of its pixels' logits)")
     parser.add_argument("--held-stats", default=str(_common.HELD_STATS_VALUES),
-                        help="HELD_STATS_VALUES values (the same for a statistics pass)")
+                        help="HELD_STATS_VALUES values (0: a statistics pass reads the logits "
+                             "twice; 96, ...: a thread's share of held logits, targets and "
+                             "statistic accumulators)")
+    parser.add_argument("--stats-block", default=str(_common.STATS_BLOCK),
+                        help="STATS_BLOCK values (pixels per program of a statistics pass "
+                             "over held classes)")
+    parser.add_argument("--stats-pixels", default=str(_common.STATS_PIXELS),
+                        help="STATS_PIXELS values (the most pixels per thread and step)")
     parser.add_argument("--group", default=str(_common.SIGMOID_GROUP),
                         help="SIGMOID_GROUP values (1: the sigmoid kernel writes each channel "
                              "before it loads the next; 4, ...: loads that many first)")
@@ -126,56 +135,53 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device("cuda")
     bandwidth = copy_bandwidth(device)
-    blocks = [int(b) for b in args.blocks.split(",")]
-    warps = [int(w) for w in args.warps.split(",")]
-    unrolls = [int(u) for u in args.unroll.split(",")]
-    stats_warps = [int(w) for w in args.stats_warps.split(",")]
-    tile_values = [int(v) for v in args.pixel_tile.split(",")]
-    dense = [bool(int(v)) for v in args.dense_rows.split(",")]
-    held = [int(v) for v in args.held.split(",")]
-    held_stats = [int(v) for v in args.held_stats.split(",")]
-    groups = [int(v) for v in args.group.split(",")]
+    def values(text):
+        return [int(v) for v in text.split(",")]
+
+    # the _common settings swept, with their columns; MAX_BLOCK and UNROLL also set the
+    # sigmoid kernel's block and unrolling, and (x 4) the logits of a channels_last row tile
+    sweeps = {"MAX_BLOCK": ("BLOCK", values(args.blocks)),
+              "MAX_WARPS": ("warps", values(args.warps)),
+              "UNROLL": ("unroll", values(args.unroll)),
+              "STATS_WARPS": ("stats warps", values(args.stats_warps)),
+              "PIXEL_TILE_VALUES": ("pixel tile", values(args.pixel_tile)),
+              "DENSE_ROWS": ("dense rows", [bool(v) for v in values(args.dense_rows)]),
+              "HELD_VALUES": ("held", values(args.held)),
+              "HELD_STATS_VALUES": ("held (statistics)", values(args.held_stats)),
+              "STATS_BLOCK": ("stats block", values(args.stats_block)),
+              "STATS_PIXELS": ("stats pixels", values(args.stats_pixels)),
+              "SIGMOID_GROUP": ("group", values(args.group))}
     wanted = [c for c in args.cases.split(",") if c]
-    defaults = (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL, _common.ROWS_ELEMENTS,
-                _common.STATS_WARPS, _common.PIXEL_TILE_VALUES, _common.DENSE_ROWS,
-                _common.HELD_VALUES, _common.SIGMOID_GROUP, _common.SIGMOID_BLOCK,
-                _common.SIGMOID_UNROLL, _common.HELD_STATS_VALUES)
-    print(f"copy bandwidth {bandwidth / 1e12:.2f} TB/s; defaults MAX_BLOCK={defaults[0]}, "
-          f"MAX_WARPS={defaults[1]}, UNROLL={defaults[2]}, ROWS_ELEMENTS={defaults[3]} "
-          "(channels_last rows: ROWS_ELEMENTS = 4 x BLOCK in the sweep)", flush=True)
-    print("| case | BLOCK | warps | unroll | stats warps | pixel tile | dense rows | held "
-          "| held (statistics) | group | GPU ms (graph) | % of roofline | eager ms |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    defaults = {name: getattr(_common, name) for name in
+                (*sweeps, "ROWS_ELEMENTS", "SIGMOID_BLOCK", "SIGMOID_UNROLL")}
+    print(f"copy bandwidth {bandwidth / 1e12:.2f} TB/s; defaults "
+          + ", ".join(f"{name}={value}" for name, value in defaults.items()), flush=True)
+    columns = [column for column, _ in sweeps.values()]
+    print("| case | " + " | ".join(columns) + " | GPU ms (graph) | % of roofline | eager ms |\n"
+          + "|---" * (len(columns) + 4) + "|")
     for name, shape, dtype, channels_last, kind, call in CASES:
         if wanted and name not in wanted:
             continue
         x, labels, onehot = tensors(shape, dtype, channels_last, device)
         roofline_ms = roofline_bytes(kind, x, labels, onehot) / bandwidth * 1e3
         bound = (lambda c, y, t: lambda z: c(z, y, t))(call, labels, onehot)
-        for (block, warp, unroll, stats_warp, tile, rows, values, stats_values,
-             group) in itertools.product(blocks, warps, unrolls, stats_warps, tile_values,
-                                         dense, held, held_stats, groups):
-            _common.STATS_WARPS, _common.PIXEL_TILE_VALUES = stats_warp, tile
-            _common.DENSE_ROWS, _common.HELD_VALUES, _common.SIGMOID_GROUP = rows, values, group
-            _common.HELD_STATS_VALUES = stats_values
-            setting = (f"| {name} | {block} | {warp} | {unroll} | {stats_warp} | {tile} "
-                       f"| {int(rows)} | {values} | {stats_values} | {group} |")
-            # BLOCK: pixels per program, or logits per program for class-contiguous rows
-            _common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL = block, warp, unroll
-            _common.SIGMOID_BLOCK, _common.SIGMOID_UNROLL = block, unroll
-            _common.ROWS_ELEMENTS = block * 4 if channels_last else _common.ROWS_ELEMENTS
+        for setting in itertools.product(*(swept for _, swept in sweeps.values())):
+            for attribute, value in zip(sweeps, setting, strict=True):
+                setattr(_common, attribute, value)
+            _common.SIGMOID_BLOCK, _common.SIGMOID_UNROLL = _common.MAX_BLOCK, _common.UNROLL
+            _common.ROWS_ELEMENTS = (_common.MAX_BLOCK * 4 if channels_last
+                                     else defaults["ROWS_ELEMENTS"])
+            row = f"| {name} | " + " | ".join(str(int(value)) for value in setting) + " |"
             try:
                 timing, _ = measure(bound, x, device, args.repeat)
                 ms = timing.graph or timing.eager
-                print(f"{setting} {ms:.3f} | {100 * roofline_ms / ms:.0f} % | "
+                print(f"{row} {ms:.3f} | {100 * roofline_ms / ms:.0f} % | "
                       f"{timing.eager:.3f} |", flush=True)
             except Exception as error:  # a geometry that fails to compile is reported
-                print(f"{setting} failed: {type(error).__name__}: {str(error)[:60]} | |",
+                print(f"{row} failed: {type(error).__name__}: {str(error)[:60]} | |",
                       flush=True)
-        (_common.MAX_BLOCK, _common.MAX_WARPS, _common.UNROLL, _common.ROWS_ELEMENTS,
-         _common.STATS_WARPS, _common.PIXEL_TILE_VALUES, _common.DENSE_ROWS,
-         _common.HELD_VALUES, _common.SIGMOID_GROUP, _common.SIGMOID_BLOCK,
-         _common.SIGMOID_UNROLL, _common.HELD_STATS_VALUES) = defaults
+        for attribute, value in defaults.items():
+            setattr(_common, attribute, value)
         if args.profile:
             print(f"{name} (roofline {roofline_ms:.3f} ms)\n{profile(bound, x)}", flush=True)
         del x, labels, onehot

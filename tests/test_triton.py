@@ -161,22 +161,36 @@ def test_kernel_geometry(shape, loss_name, options, kernel_mode):
     assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
 
 
-@pytest.mark.parametrize("classes,block,warps,dense,stats,expected", [
-    (19, 512, 4, False, False, (256, 19)),   # 2-D CE, C=19: two pixels per thread
-    (4, 512, 4, False, False, (512, 4)),     # 3-D CE, C=4: four
-    (40, 512, 4, False, False, (128, 40)),   # the most classes held, one pixel per thread
-    (41, 512, 4, False, False, (512, 0)),    # more: read from memory
-    (10, 512, 4, True, False, (256, 10)),    # a one-hot target is held too
-    (2, 512, 1, False, True, (512, 2)),      # a statistics pass keeps its block ...
-    (4, 512, 1, False, True, (512, 4)),      # (its own budget: 16 pixels x 4 classes)
-    (5, 512, 1, False, True, (512, 0)),      # ... and holds nothing unless it fits
-    (19, 512, 1, False, True, (512, 0)),
-    (19, 16, 4, False, False, (16, 19)),     # a block of fewer pixels than lanes
+@pytest.mark.parametrize("classes,block,warps,dense,expected", [
+    (19, 512, 4, False, (256, 19)),   # 2-D CE, C=19: two pixels per thread
+    (4, 512, 4, False, (512, 4)),     # 3-D CE, C=4: four
+    (40, 512, 4, False, (128, 40)),   # the most classes held, one pixel per thread
+    (41, 512, 4, False, (512, 0)),    # more: read from memory
+    (10, 512, 4, True, (256, 10)),    # a one-hot target is held too
+    (19, 16, 4, False, (16, 19)),     # a block of fewer pixels than lanes
 ])
-def test_held_classes(classes, block, warps, dense, stats, expected):
+def test_held_classes(classes, block, warps, dense, expected):
     from seglosses.triton import _common
 
-    assert _common.held_classes(classes, block, warps, dense=dense, stats=stats) == expected
+    assert _common.held_classes(classes, block, warps, dense=dense) == expected
+
+
+@pytest.mark.parametrize("classes,spatial,dense,l1,expected", [
+    (19, 1 << 19, False, False, (512, 32, 1)),   # 2-D Dice+CE, C=19: one pixel per step
+    (14, 1 << 22, False, False, (512, 32, 1)),   # 3-D CT, C=14
+    (4, 1 << 21, False, False, (512, 128, 1)),   # 3-D, C=4: four pixels per thread
+    (4, 1 << 21, True, True, (512, 128, 1)),     # with a one-hot target and L1: 96
+    (5, 1 << 21, True, True, (512, 64, 1)),      # one class more: two
+    (24, 1 << 19, False, False, (512, 32, 1)),   # the most classes held (96 values)
+    (25, 1 << 19, False, False, None),           # more: the class loop
+    (19, 1 << 19, True, False, (512, 32, 1)),    # with a one-hot target: 95
+    (20, 1 << 19, True, False, None),
+    (3, 20, False, False, (32, 32, 1)),          # a small image: one step
+])
+def test_stats_walk(classes, spatial, dense, l1, expected):
+    from seglosses.triton import _common
+
+    assert _common.stats_walk(classes, spatial, dense=dense, l1=l1) == expected
 
 
 def test_held_classes_read_the_logits_once(monkeypatch):
@@ -193,6 +207,23 @@ def test_held_classes_read_the_logits_once(monkeypatch):
         reads[held] = _elements_read(x, lambda: sl.cross_entropy(x, target, impl="triton"))
     pixels = x.numel() // x.shape[1]
     assert reads == {0: 2 * x.numel(), 40: x.numel() + pixels}
+
+
+def test_statistics_pass_reads_the_logits_once(monkeypatch):
+    """Dice+CE: the statistics pass over held classes reads each logit once, plus the label's
+    logit of each pixel for the cross-entropy (the gradient pass once more); the class loop
+    reads them twice in each pass."""
+    from seglosses.triton import _common
+
+    x = torch.randn(2, 5, 7, 90, dtype=torch.float64, requires_grad=True)
+    target = _labels((2, 7, 90), 5, torch.uint8)
+    reads = {}
+    for held in (0, 96):
+        monkeypatch.setattr(_common, "HELD_VALUES", held)
+        monkeypatch.setattr(_common, "HELD_STATS_VALUES", held)
+        reads[held] = _elements_read(x, lambda: sl.dice_ce_loss(x, target, impl="triton"))
+    pixels = x.numel() // x.shape[1]
+    assert reads == {0: 4 * x.numel(), 96: 2 * x.numel() + pixels}
 
 
 def test_float32_softplus_within_a_few_ulp():

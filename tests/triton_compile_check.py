@@ -131,16 +131,22 @@ def pixel_tile_job(name, types, constants):
             dict(num_warps=warps, aligned=aligned, check=classes_in_thread(vector)))
 
 
-def held_job(name, types, constants):
-    """The class walk with the most classes ``_common.held_classes`` keeps in registers at
-    the launcher's 512 pixels and its warps (a statistics pass: ``STATS_WARPS``), compiled at
-    the block it picks."""
+def held_job(name, types, constants, classes=None):
+    """The class walk over classes held in registers: a statistics pass (its own kernel, at
+    the step ``_common.stats_walk`` picks) or the walk ``_common.held_classes`` picks at the
+    launcher's 512 pixels and warps; ``classes``: by default the most either holds."""
     dense = not constants["INDEX"]
-    warps = _common.STATS_WARPS if constants["STATS"] else _common.MAX_WARPS
-    block = 512
-    classes = _common.HELD_VALUES // (2 if dense else 1) // max(1, block // (32 * warps))
-    block, held = _common.held_classes(max(classes, 1), block, warps, dense=dense,
-                                       stats=constants["STATS"])
+    if constants["STATS"]:
+        per_pixel = 1 + int(dense) + (4 if constants["L1"] else 3)
+        classes = classes or _common.HELD_STATS_VALUES // per_pixel
+        block, step, warps = _common.stats_walk(classes, 1 << 16, dense=dense,
+                                                l1=constants["L1"])
+        return (f"softmax statistics walk C={classes} BLOCK={block} STEP={step} warps={warps} "
+                f"{name}", softmax._softmax_stats_kernel, types,
+                dict(constants, BLOCK=block, SUB=step, HELD=classes), dict(num_warps=warps))
+    warps, block = _common.MAX_WARPS, 512
+    classes = classes or _common.HELD_VALUES // (2 if dense else 1) // (block // (32 * warps))
+    block, held = _common.held_classes(classes, block, warps, dense=dense)
     return (f"softmax held C={held} BLOCK={block} warps={warps} {name}",
             softmax._softmax_kernel, types,
             dict(constants, BLOCK=block, UNROLL=2, HELD=held), dict(num_warps=warps))
@@ -166,8 +172,7 @@ def variants():
         jobs.append((f"softmax {name}", softmax._softmax_kernel, types,
                      dict(constants, BLOCK=1024, UNROLL=2, HELD=0)))
         # the classes held in registers: a few, and (bf16) the most the launcher holds
-        jobs.append((f"softmax held C=3 {name}", softmax._softmax_kernel, types,
-                     dict(constants, BLOCK=256, UNROLL=2, HELD=3)))
+        jobs.append(held_job(name, types, constants, classes=3))
         if x_type == "*bf16":
             jobs.append(held_job(name, types, constants))
         if x_type != "*fp64":  # the row-tile kernel of class-contiguous logits

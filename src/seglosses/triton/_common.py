@@ -54,26 +54,46 @@ def geometry(spatial: int, *, stats: bool = False) -> tuple[int, int, int]:
 # logit (the max first), bf16 C=19 at 2 pixels per thread needs 64 registers; 80 values
 # measured the same as 40 on an H100 for cross-entropy and up to 4 % slower for Dice+CE.
 HELD_VALUES = 40
-# the same for a statistics pass (one warp, 512 pixels: 16 per thread), which cannot shrink
-# its block: 64 holds fp32 C=4 (3-D Dice+CE on an H100: 0.106 ms against 0.117 read twice)
-HELD_STATS_VALUES = 64
 
 
-def held_classes(classes: int, block: int, warps: int, *, dense: bool,
-                 stats: bool) -> tuple[int, int]:
+def held_classes(classes: int, block: int, warps: int, *, dense: bool) -> tuple[int, int]:
     """``(BLOCK, HELD)`` of the class walk over ``block`` pixels with ``warps`` warps: HELD =
-    ``classes`` when a thread's share fits ``HELD_VALUES`` (``HELD_STATS_VALUES`` for a
-    statistics pass), else 0. A pass without statistics
-    halves its block (down to one pixel per thread) until it fits; a statistics pass keeps
-    its block, whose count sets the size of the partial sums (N x C x pixels / BLOCK)."""
+    ``classes`` when a thread's share fits ``HELD_VALUES``, else 0; the block is halved
+    (down to one pixel per thread) until it fits."""
     values = classes * (2 if dense else 1)
-    budget = HELD_STATS_VALUES if stats else HELD_VALUES
-    if not budget or values > budget:
+    if not HELD_VALUES or values > HELD_VALUES:
         return block, 0
     lanes = 32 * warps
-    while not stats and block > lanes and block // lanes * values > budget:
+    while block > lanes and block // lanes * values > HELD_VALUES:
         block //= 2
-    return block, classes if max(1, block // lanes) * values <= budget else 0
+    return block, classes if max(1, block // lanes) * values <= HELD_VALUES else 0
+
+
+# A statistics pass (no gradient) over few enough classes holds them too
+# (softmax._softmax_stats_kernel): ``STATS_WARPS`` warps walk the program's STATS_BLOCK pixels a
+# step at a time, up to STATS_PIXELS pixels per thread, with each class's logits (and one-hot /
+# soft target) and its 3 statistic accumulators (4 with L1) in registers, reduced once per
+# program: a thread holds pixels x classes x (1 + target + statistics) values, at most
+# HELD_STATS_VALUES. The block sets the size of the partial sums (N x C x pixels / BLOCK
+# each); 0: the class loop, reading the logits twice.
+HELD_STATS_VALUES = 96
+STATS_PIXELS = 4
+STATS_BLOCK = 512
+
+
+def stats_walk(classes: int, spatial: int, *, dense: bool,
+               l1: bool) -> tuple[int, int, int] | None:
+    """``(BLOCK, STEP, warps)`` of a statistics pass over held classes (``STEP`` pixels at a
+    time), or None where a thread's share of one pixel per step does not fit."""
+    per_pixel = classes * (1 + int(dense) + (4 if l1 else 3))
+    pixels = STATS_PIXELS
+    while pixels > 1 and pixels * per_pixel > HELD_STATS_VALUES:
+        pixels //= 2
+    if not HELD_STATS_VALUES or pixels * per_pixel > HELD_STATS_VALUES:
+        return None
+    warps = STATS_WARPS or MAX_WARPS
+    block = max(16, min(STATS_BLOCK, triton.next_power_of_2(max(spatial, 1))))
+    return block, min(block, 32 * warps * pixels), warps
 
 
 # the sigmoid kernel over pixel-contiguous logits (NCHW) may load GROUP channels' logits and

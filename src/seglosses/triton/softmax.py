@@ -7,7 +7,10 @@ one image and walks the classes one at a time, so each pixel's class vector stay
 thread that owns it and any C fits (the registers hold one class at a time). Where a
 thread's share fits (``_common.held_classes``: C up to ~40 at one pixel per thread) the
 kernel is specialised to C instead: the first walk loads every class at once and holds the
-values, so the later walks read no memory and the logits are read once:
+values, so the later walks read no memory and the logits are read once. A statistics pass
+over few enough classes (``_common.stats_walk``: 3 accumulators per class and pixel held too)
+has its own kernel, ``_softmax_stats_kernel``, which walks its block a step of pixels at a
+time and reduces its statistics once per program:
 
 1. ``lse = log Σ_c exp(x_c)``, one exponential per logit: over held classes the max first
    and e_c = exp(x_c - max) kept (p_c = e_c / Σe later); otherwise the online (max, sum)
@@ -62,6 +65,7 @@ from ._common import (
     row_tile,
     setup_fused,
     statistics_slope,
+    stats_walk,
     store_statistics,
     tile_at,
 )
@@ -184,6 +188,91 @@ def _class_grad(x, p, lse, t, c, v, gv, n, N, C, P, block, eps, smooth_share, sc
 
 
 @triton.jit
+def _pixel_inputs(v_ptr, t_row, n, svn, svs, pixels, inside, C, ignore_ptr, ACC: tl.constexpr,
+                  INDEX: tl.constexpr, IGNORE: tl.constexpr, HAS_V: tl.constexpr):
+    """``(v, label, labelled)`` of a block of pixels: the pixel weight (0 outside the image
+    and at an ignored label, NaN at a label outside [0, C) that is not ignored, possible only
+    with validate=False, as on the torch path), the index label as int32 (0 for a one-hot /
+    soft target) and where that label may address a class."""
+    if HAS_V:
+        v = tl.load(v_ptr + n * svn + pixels * svs, mask=inside, other=0.0).to(ACC)
+    else:
+        v = inside.to(ACC)
+    label = tl.zeros_like(pixels).to(tl.int32)
+    labelled = inside
+    if INDEX:
+        raw = tl.load(t_row, mask=inside, other=0)
+        dropped, invalid = label_status(raw, C, ignore_ptr, IGNORE)
+        v = tl.where(invalid, float("nan"), tl.where(dropped, 0.0, v))
+        label = raw.to(tl.int32)
+        labelled = inside & (raw >= 0) & (raw < C)
+    return v, label, labelled
+
+
+@triton.jit
+def _held_walk(x_row, t_row, label, labelled, inside, sxc, stc, n, N, C, eps, smooth_share,
+               scale_ptr, coef_ptr, ACC: tl.constexpr, INDEX: tl.constexpr,
+               HAS_SCALE: tl.constexpr, SUMS: tl.constexpr, WANT_LOSS: tl.constexpr,
+               CE_GRAD: tl.constexpr, HAS_COEF: tl.constexpr, SMOOTH: tl.constexpr,
+               HELD: tl.constexpr):
+    """Step 1 over ``HELD`` classes held in registers: every load first (HELD vectors in
+    flight per thread, each logit read once), the max, then e_c = 2^((x_c - max) log2 e)
+    kept. Returns ``(xs, ts, es, max, Σ e, Σ a q, Σ a q x, Σ e s)``: the logits as loaded
+    and the targets (one-hot / soft; empty for an index map) as tuples, and with ``SUMS``
+    what the loss and Σ_c r_c need without a second walk."""
+    zero = tl.zeros_like(inside).to(ACC)
+    q_sum = zero
+    qx_sum = zero
+    slope_sum = zero
+    x_label = zero
+    if SUMS and INDEX and not HAS_SCALE and WANT_LOSS:
+        # the label's logit, read where the label is in [0, C) (the loss is then
+        # lse - (1 - eps) x_label - eps / C Σ x, with no compare per class)
+        x_label = tl.load(x_row + label.to(tl.int64) * sxc, mask=labelled, other=0.0).to(ACC)
+    xs = ()
+    ts = ()
+    x_class = x_row
+    t_class = t_row
+    for _ in tl.static_range(HELD):  # held as loaded, widened to ACC where used
+        xs = xs + (tl.load(x_class, mask=inside, other=0.0),)
+        if not INDEX:
+            ts = ts + (tl.load(t_class, mask=inside, other=0.0),)
+        x_class += sxc
+        t_class += stc
+    running_max = xs[0].to(ACC)
+    for c in tl.static_range(1, HELD):
+        running_max = tl.maximum(running_max, xs[c].to(ACC))
+    shift = running_max * LOG2E
+    running_sum = zero
+    es = ()
+    for c in tl.static_range(HELD):
+        x = xs[c].to(ACC)
+        e = exp2(x * LOG2E - shift)
+        es = es + (e,)
+        running_sum += e
+        if SUMS:
+            t = _target_at(t_row, ts, label, c, inside, INDEX, HELD, ACC)
+            if INDEX and not HAS_SCALE:  # Σ q x = (1 - eps) x_label + eps / C Σ x
+                if WANT_LOSS and SMOOTH:
+                    qx_sum += x
+            else:
+                q_sum, qx_sum = _pixel_sums(q_sum, qx_sum, x, t, c, eps, smooth_share,
+                                            scale_ptr, ACC, HAS_SCALE, WANT_LOSS, CE_GRAD)
+            if HAS_COEF:  # s_c = A + B t (no L1 term here)
+                slope_sum += e * statistics_slope(coef_ptr, n, N, C, c, c < C, x, t, ACC,
+                                                  False)
+    if SUMS and INDEX and not HAS_SCALE:
+        # Σ_c q_c = 1 wherever it counts: an ignored label's pixel has v = 0, an
+        # out-of-range one is NaN (validate=False)
+        q_sum = zero + 1.0
+        if SMOOTH:
+            qx_sum = (1.0 - eps) * x_label + smooth_share * qx_sum
+        else:
+            qx_sum = x_label
+    return xs, ts, es, running_max, running_sum, q_sum, qx_sum, slope_sum
+
+
+@triton.jit
 def _softmax_kernel(
         x_ptr, t_ptr, v_ptr, scale_ptr, g_ptr, coef_ptr, norm_ptr, pixel_ptr, part_ptr, dx_ptr,
         N, S, C, P,
@@ -208,19 +297,8 @@ def _softmax_kernel(
     x_row = x_ptr + n * sxn + pixels * sxs
     t_row = t_ptr + n * stn + pixels * sts
 
-    if HAS_V:
-        v = tl.load(v_ptr + n * svn + pixels * svs, mask=inside, other=0.0).to(ACC)
-    else:
-        v = inside.to(ACC)
-    label = tl.zeros([BLOCK], tl.int32)
-    if INDEX:
-        raw = tl.load(t_row, mask=inside, other=0)
-        # an ignored label leaves its pixel out; one outside [0, C) otherwise (possible only
-        # with validate=False) makes its pixel NaN, as on the torch path
-        dropped, invalid = label_status(raw, C, ignore_ptr, IGNORE)
-        v = tl.where(invalid, float("nan"), tl.where(dropped, 0.0, v))
-        label = raw.to(tl.int32)
-        labelled = inside & (raw >= 0) & (raw < C)
+    v, label, labelled = _pixel_inputs(v_ptr, t_row, n, svn, svs, pixels, inside, C,
+                                       ignore_ptr, ACC, INDEX, IGNORE, HAS_V)
     gv = tl.zeros([BLOCK], ACC)
     if GRAD == 2:  # the normalised loss: upstream gradient 1 / normaliser
         g = inverse_normaliser(norm_ptr, ACC)
@@ -244,48 +322,11 @@ def _softmax_kernel(
     es = ()
     x_class = x_row
     t_class = t_row
-    x_label = tl.zeros([BLOCK], ACC)
-    if HELD:  # every load first: C vectors in flight per thread, each logit read once
-        if SUMS and INDEX and not HAS_SCALE and WANT_LOSS:
-            # the label's logit, read where the label is in [0, C) (the loss is then
-            # lse - (1 - eps) x_label - eps / C Σ x, with no compare per class)
-            x_label = tl.load(x_row + label.to(tl.int64) * sxc, mask=labelled,
-                              other=0.0).to(ACC)
-        for _ in tl.static_range(HELD):
-            # held as loaded, widened to ACC where used
-            xs = xs + (tl.load(x_class, mask=inside, other=0.0),)
-            if not INDEX:
-                ts = ts + (tl.load(t_class, mask=inside, other=0.0),)
-            x_class += sxc
-            t_class += stc
-        running_max = xs[0].to(ACC)
-        for c in tl.static_range(1, HELD):
-            running_max = tl.maximum(running_max, xs[c].to(ACC))
-        shift = running_max * LOG2E
-        for c in tl.static_range(HELD):
-            x = xs[c].to(ACC)
-            e = exp2(x * LOG2E - shift)
-            es = es + (e,)
-            running_sum += e
-            if SUMS:
-                t = _target_at(t_row, ts, label, c, inside, INDEX, HELD, ACC)
-                if INDEX and not HAS_SCALE:  # Σ q x = (1 - eps) x_label + eps / C Σ x
-                    if WANT_LOSS and SMOOTH:
-                        qx_sum += x
-                else:
-                    q_sum, qx_sum = _pixel_sums(q_sum, qx_sum, x, t, c, eps, smooth_share,
-                                                scale_ptr, ACC, HAS_SCALE, WANT_LOSS, CE_GRAD)
-                if HAS_COEF:  # s_c = A + B t (no L1 term here)
-                    slope_sum += e * statistics_slope(coef_ptr, n, N, C, c, c < C, x, t, ACC,
-                                                      False)
-        if SUMS and INDEX and not HAS_SCALE:
-            # Σ_c q_c = 1 wherever it counts: an ignored label's pixel has v = 0, an
-            # out-of-range one is NaN (validate=False)
-            q_sum = tl.full([BLOCK], 1.0, ACC)
-            if SMOOTH:
-                qx_sum = (1.0 - eps) * x_label + smooth_share * qx_sum
-            else:
-                qx_sum = x_label
+    if HELD:
+        xs, ts, es, running_max, running_sum, q_sum, qx_sum, slope_sum = _held_walk(
+            x_row, t_row, label, labelled, inside, sxc, stc, n, N, C, eps, smooth_share,
+            scale_ptr, coef_ptr, ACC, INDEX, HAS_SCALE, SUMS, WANT_LOSS, CE_GRAD, HAS_COEF,
+            SMOOTH, HELD)
     else:
         for c in tl.range(0, C, loop_unroll_factor=UNROLL):
             x = tl.load(x_class, mask=inside, other=0.0).to(ACC)
@@ -377,6 +418,94 @@ def _softmax_kernel(
                                    ACC, HAS_SCALE, FOCAL, CE_GRAD, HAS_COEF, False, False, L1)
                 tl.store(dx_row + c.to(tl.int64) * sdc, (r - p * r_total).to(
                     dx_ptr.dtype.element_ty), mask=inside)
+
+
+@triton.jit
+def _softmax_stats_kernel(
+        x_ptr, t_ptr, v_ptr, scale_ptr, g_ptr, coef_ptr, norm_ptr, pixel_ptr, part_ptr, dx_ptr,
+        N, S, C, P,
+        sxn, sxc, sxs, stn, stc, sts, svn, svs, sgn, sgs, sdn, sdc, sds,
+        params_ptr, ignore_ptr,
+        INDEX: tl.constexpr, IGNORE: tl.constexpr, HAS_V: tl.constexpr, HAS_SCALE: tl.constexpr,
+        FOCAL: tl.constexpr, PIXEL: tl.constexpr, STATS: tl.constexpr, L1: tl.constexpr,
+        GRAD: tl.constexpr, HAS_G: tl.constexpr, HAS_COEF: tl.constexpr,
+        WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr, SECOND: tl.constexpr,
+        SUMS: tl.constexpr, SMOOTH: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr,
+        SUB: tl.constexpr, HELD: tl.constexpr):
+    """A statistics pass (no gradient) over ``HELD`` = C classes held in registers: the
+    program's ``BLOCK`` pixels are walked ``SUB`` at a time (a few per thread, so the logits
+    and targets of every class fit), each logit read once with one exponential, and the
+    statistics of every class are summed in per-thread accumulators, reduced once per
+    program. Same arguments as ``_softmax_kernel`` (those of a gradient are unused)."""
+    eps, gamma, tiny = load_params(params_ptr, ACC)
+    block = tl.program_id(0)
+    n = tl.program_id(1).to(tl.int64)
+    smooth_share = eps / C
+    tp = ()
+    ps = ()
+    ts_sum = ()
+    l1 = ()
+    for _class in tl.static_range(HELD):
+        tp = tp + (tl.zeros([SUB], ACC),)
+        ps = ps + (tl.zeros([SUB], ACC),)
+        ts_sum = ts_sum + (tl.zeros([SUB], ACC),)
+        if L1:
+            l1 = l1 + (tl.zeros([SUB], ACC),)
+    total = tl.zeros([SUB], ACC)
+    for start in tl.range(0, BLOCK, SUB):
+        pixels = block * BLOCK + start + tl.arange(0, SUB)
+        inside = pixels < S
+        pixels = pixels.to(tl.int64)
+        x_row = x_ptr + n * sxn + pixels * sxs
+        t_row = t_ptr + n * stn + pixels * sts
+        v, label, labelled = _pixel_inputs(v_ptr, t_row, n, svn, svs, pixels, inside, C,
+                                           ignore_ptr, ACC, INDEX, IGNORE, HAS_V)
+        # the cross-entropy sums in the walk, as without a second walk (not for focal)
+        xs, ts, es, running_max, running_sum, q_sum, qx_sum, no_slope = _held_walk(
+            x_row, t_row, label, labelled, inside, sxc, stc, n, N, C, eps, smooth_share,
+            scale_ptr, coef_ptr, ACC, INDEX, HAS_SCALE, WANT_LOSS and not FOCAL, WANT_LOSS,
+            False, False, SMOOTH, HELD)
+        lse = running_max + fast_log(running_sum)
+        inverse = 1.0 / running_sum
+        weight = v * inverse  # v p_c = e_c * weight: one multiply per logit
+        loss = tl.zeros([SUB], ACC)
+        if WANT_LOSS and not FOCAL:
+            loss = lse * q_sum - qx_sum
+        next_tp = ()
+        next_ps = ()
+        next_ts = ()
+        next_l1 = ()
+        for c in tl.static_range(HELD):
+            t = _target_at(t_row, ts, label, c, inside, INDEX, HELD, ACC)
+            vp = es[c] * weight
+            next_tp = next_tp + (tp[c] + vp * t,)
+            next_ps = next_ps + (ps[c] + vp,)
+            next_ts = next_ts + (ts_sum[c] + v * t,)
+            if (WANT_LOSS and FOCAL) or L1:
+                p = es[c] * inverse
+                if WANT_LOSS and FOCAL:
+                    q = _smoothed(t, c, eps, smooth_share, scale_ptr, ACC, HAS_SCALE)
+                    loss += _term(q, p, lse - xs[c].to(ACC), gamma, tiny, FOCAL)[0]
+                if L1:
+                    next_l1 = next_l1 + (l1[c] + v * tl.abs(p - t),)
+        tp = next_tp
+        ps = next_ps
+        ts_sum = next_ts
+        l1 = next_l1
+        if PIXEL == 1:
+            tl.store(pixel_ptr + n * S + pixels, v * loss, mask=inside)
+        if PIXEL == 2:
+            total += v * loss
+    stride = N * C * P
+    for c in tl.static_range(HELD):
+        slot = part_ptr + (n * C + c) * P + block
+        tl.store(slot, tl.sum(tp[c], axis=0))
+        tl.store(slot + stride, tl.sum(ps[c], axis=0))
+        tl.store(slot + 2 * stride, tl.sum(ts_sum[c], axis=0))
+        if L1:
+            tl.store(slot + 3 * stride, tl.sum(l1[c], axis=0))
+    if PIXEL == 2:
+        tl.store(pixel_ptr + block * N + n, tl.sum(total, axis=0))
 
 
 @triton.jit
@@ -495,17 +624,20 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
     spatial = x.shape[3 - axis]
     out_dtype = result_dtype(x.dtype)
     block, warps, unroll = geometry(spatial, stats=stats)
-    held = 0
+    held = step = 0
     tile = row_tile(x, axis)  # class-contiguous logits: whole rows per tile
     if tile:
         (block, padded), warps = tile, geometry(spatial)[1]
     else:  # few pixel-contiguous classes: whole tiles too, if enabled
         tile = pixel_tile(x, axis, stats=stats, target=dense)
+        walk = stats and grad == GRAD_NONE and stats_walk(num_classes, spatial,
+                                                          dense=dense is not None, l1=l1)
         if tile:
             block, padded, warps = tile
-        else:  # the class walk, with a pixel's classes held in registers if they fit
-            block, held = held_classes(num_classes, block, warps,
-                                        dense=dense is not None, stats=stats)
+        elif walk:  # a statistics pass over held classes, a step of pixels at a time
+            (block, step, warps), held = walk, num_classes
+        elif not stats:  # the class walk, with a pixel's classes held if they fit
+            block, held = held_classes(num_classes, block, warps, dense=dense is not None)
     programs = triton.cdiv(spatial, block)
     target = labels if labels is not None else dense
     pixel_out = part = dx = None
@@ -531,7 +663,10 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
         holder = dummy(x)
         kernel, shape = _softmax_kernel, dict(BLOCK=block, UNROLL=unroll, HELD=held,
                                               num_warps=warps)
-        if tile:
+        if step:
+            kernel, shape = _softmax_stats_kernel, dict(BLOCK=block, SUB=step, HELD=held,
+                                                        num_warps=warps)
+        elif tile:
             kernel, shape = _softmax_rows_kernel, dict(
                 BLOCK=block, CP=padded, num_warps=warps,
                 DENSE=dense_rows(x, axis, padded) and dense_rows(dx, axis, padded))
