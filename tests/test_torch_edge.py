@@ -291,6 +291,22 @@ def test_forward_under_no_grad_writes_nothing_and_backward_twice_agrees():
     assert torch.equal(x.detach(), before)
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (1, 4, 3, 9)])
+def test_inference_mode_first_then_training(shape):
+    """Validation under ``torch.inference_mode()`` before the first training step: whatever
+    the losses keep between calls (the "mean" pixel count, made once) must not be an
+    inference tensor that autograd then refuses to save."""
+    x = torch.randn(shape)
+    labels = torch.randint(0, shape[1], (shape[0], *shape[2:]))
+    with torch.inference_mode():
+        for fn in ALL_LOSSES:
+            fn(x, labels, reduction="sum" if fn is sl.cross_entropy else "mean")
+    for fn in ALL_LOSSES:
+        for reduction in ("mean", "sum"):
+            loss, grad = _loss_and_grad(fn, x, labels, reduction=reduction)
+            assert torch.isfinite(loss) and torch.isfinite(grad).all()
+
+
 def test_validate_false_invalid_label_gives_nan_not_a_crash():
     x = torch.randn(1, 3, 4, 4)
     labels = torch.randint(0, 3, (1, 4, 4))

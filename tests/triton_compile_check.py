@@ -94,7 +94,7 @@ def dense_rows_jobs():
                          dict(aligned=aligned, check=rows_vectorised(vector))))
         constants = dict(HAS_V=False, HAS_PW=False, HAS_NW=False, HAS_ALPHA=False, FOCAL=False,
                          PIXEL=2, STATS=False, L1=False, GRAD=2, HAS_G=False, HAS_COEF=False,
-                         WANT_LOSS=True, LOSS_GRAD=True, IGNORE=0, ACC=tl.float32,
+                         WANT_LOSS=True, LOSS_GRAD=True, IGNORE=0, UPSTREAM=False, ACC=tl.float32,
                          BLOCK=1024 // vector, CH=vector, UNROLL=2, DENSE=True, DENSE_T=True,
                          GROUP=1, sxc=1, sdc=1, stc=1)
         jobs.append((f"sigmoid dense rows x={x_type} C={vector}", sigmoid._sigmoid_kernel,
@@ -162,7 +162,7 @@ def variants():
         constants = dict(**softmax.flags(index=index, has_v=True, has_scale=True, focal=focal,
                                          pixel=pixel, stats=stats, l1=stats and not index,
                                          grad=grad, has_g=has_g, has_coef=has_coef,
-                                         ignore=ignore), ACC=acc)
+                                         ignore=ignore, upstream=has_coef), ACC=acc)
         # a one-hot target in its own dtype (uint8) with bf16 logits, float32 otherwise
         types = {"x_ptr": x_type, "dx_ptr": x_type,
                  "t_ptr": "*u8" if index or x_type == "*bf16" else "*fp32",
@@ -189,6 +189,7 @@ def variants():
                          PIXEL=pixel, STATS=stats, L1=stats, GRAD=grad, HAS_G=has_g,
                          HAS_COEF=has_coef, WANT_LOSS=pixel != 0,
                          LOSS_GRAD=grad == 2 or (grad == 1 and has_g), IGNORE=ignore,
+                         UPSTREAM=grad == 1 and has_coef,
                          ACC=tl.float32, BLOCK=1024 // channels, CH=channels, UNROLL=2,
                          DENSE=False, DENSE_T=False,
                          GROUP=_common.channel_group(1024) if channels == 1 else 1)

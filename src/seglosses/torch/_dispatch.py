@@ -179,9 +179,9 @@ def region_fused(problem, *, want_l1: bool, has_pixels, ce_normaliser, label_smo
             return softmax._terms(*operands, *head, softmax.PIXEL_SUM if want_ce else
                                   softmax.PIXEL_NONE, True, want_l1, ignore)
 
-        def gradient(coefficients, ce_scale):
+        def gradient(coefficients, ce_scale, upstream):
             return softmax._grad(*operands, ce_scale if want_ce else None, coefficients, *head,
-                                 want_l1, ignore)
+                                 want_l1, ignore, upstream)
     else:
         x, axis, target, v, (positive, negative, alpha) = _sigmoid_operands(problem, None)
         operands = (x, target, v, positive, negative, alpha)
@@ -192,9 +192,10 @@ def region_fused(problem, *, want_l1: bool, has_pixels, ce_normaliser, label_smo
             return sigmoid._terms(*operands, *head, sigmoid.PIXEL_SUM if want_ce else
                                   sigmoid.PIXEL_NONE, True, want_l1, ignore)
 
-        def gradient(coefficients, ce_scale):
+        def gradient(coefficients, ce_scale, upstream):
             pixel = ce_scale.reshape(1, 1, 1).expand(x.shape) if want_ce else None
-            grad = sigmoid._grad(*operands, pixel, coefficients, *head, want_l1, ignore)
+            grad = sigmoid._grad(*operands, pixel, coefficients, *head, want_l1, ignore,
+                                 upstream)
             return _from_arranged(grad, problem.x, problem.class_dim, axis)
 
     def compute():

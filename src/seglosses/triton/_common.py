@@ -236,7 +236,7 @@ def label_status(raw, C, ignore_ptr, IGNORE: tl.constexpr):
     invalid = (raw < 0) | (raw >= C)
     dropped = raw != raw  # all False, in the labels' shape
     if IGNORE:
-        if raw.dtype.primitive_bitwidth > 32:
+        if raw.dtype.is_int64():  # (uint64 is no label dtype)
             wide = raw.to(tl.int64)
         else:  # every ignore label fits the labels' dtype, so 32 bits compare exactly
             wide = raw.to(tl.int32)

@@ -178,8 +178,8 @@ def finalize(tp, ps, ts, l1, *, class_weights, has_pixels, ce, ce_normaliser, al
 
 class _RegionLoss(torch.autograd.Function):
     """The loss from ``compute()`` (statistics pass + finalize); backward hands the
-    coefficient table and ``∂L/∂ΣCE``, scaled by grad_output on the device, to ``gradient``
-    (the pass that writes dX)."""
+    coefficient table, ``∂L/∂ΣCE`` and grad_output (0-d, on the device) to ``gradient`` (the
+    pass that writes dX, scaled by grad_output)."""
 
     @staticmethod
     def forward(ctx, x, compute, gradient):
@@ -191,7 +191,8 @@ class _RegionLoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         coefficients, ce_scale = ctx.saved_tensors
-        return ctx.gradient(coefficients * grad_output, ce_scale * grad_output), None, None
+        # the gradient pass multiplies by grad_output itself (no two launches of torch's mul)
+        return ctx.gradient(coefficients, ce_scale, grad_output), None, None
 
 
 def region_loss(x, compute, gradient):

@@ -68,7 +68,8 @@ def _sigmoid_kernel(
         HAS_ALPHA: tl.constexpr, FOCAL: tl.constexpr, PIXEL: tl.constexpr,
         STATS: tl.constexpr, L1: tl.constexpr, GRAD: tl.constexpr, HAS_G: tl.constexpr,
         HAS_COEF: tl.constexpr, WANT_LOSS: tl.constexpr, LOSS_GRAD: tl.constexpr,
-        IGNORE: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr, CH: tl.constexpr,
+        IGNORE: tl.constexpr, UPSTREAM: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr,
+        CH: tl.constexpr,
         UNROLL: tl.constexpr, DENSE: tl.constexpr, DENSE_T: tl.constexpr,
         GROUP: tl.constexpr):
     """Elementwise over ``[BLOCK pixels, CH channels]`` tiles, walking the channels CH at a
@@ -86,6 +87,8 @@ def _sigmoid_kernel(
     pixels = pixels.to(tl.int64)[:, None]
     if GRAD == 2:
         g = inverse_normaliser(norm_ptr, ACC)
+    if UPSTREAM:  # a backward pass alone: grad_output (at norm_ptr) scales all of dX
+        upstream = tl.load(norm_ptr).to(ACC)
     loss_sum = tl.zeros([BLOCK, CH], ACC)
     for first in tl.range(0, C, CH * GROUP, loop_unroll_factor=UNROLL):
         xs = ()
@@ -181,6 +184,8 @@ def _sigmoid_kernel(
                 if HAS_COEF:
                     dx += v * statistics_slope(coef_ptr, n, N, C, channels, valid[None, :], p,
                                                t, ACC, L1) * p * (1.0 - p)
+                if UPSTREAM:
+                    dx = dx * upstream
                 tl.store(dx_at, dx.to(dx_ptr.dtype.element_ty), mask=x_mask)
     if PIXEL == 2:
         total = tl.sum(tl.sum(loss_sum, axis=1), axis=0)
@@ -190,7 +195,8 @@ def _sigmoid_kernel(
 
 
 def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel, stats, l1,
-            grad, grad_pixel=None, coefficients=None, normaliser=None, ignore=()):
+            grad, grad_pixel=None, coefficients=None, normaliser=None, upstream=None,
+            ignore=()):
     """Run the kernel once over ``x`` (3-D view); returns ``(pixel, stats, dx)``."""
     ignore = comparable_ignore(ignore, target)
     n, num_channels, spatial = x.shape[0], x.shape[axis], x.shape[3 - axis]
@@ -220,7 +226,7 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
             holder if negative is None else negative, holder if alpha is None else alpha,
             holder if grad_pixel is None else grad_pixel,
             holder if coefficients is None else coefficients,
-            holder if normaliser is None else normaliser,
+            normaliser if normaliser is not None else holder if upstream is None else upstream,
             holder if pixel_out is None else pixel_out, holder if part is None else part,
             holder if dx is None else dx,
             ignore_values(ignore, x.device) if ignore else holder,
@@ -233,7 +239,8 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
             GRAD=grad, HAS_G=grad_pixel is not None, HAS_COEF=coefficients is not None,
             WANT_LOSS=pixel != PIXEL_NONE,
             LOSS_GRAD=grad == GRAD_FUSED or (grad == GRAD_BACKWARD and grad_pixel is not None),
-            IGNORE=len(ignore), ACC=accumulate_dtype(x.dtype), BLOCK=block, CH=channels,
+            IGNORE=len(ignore), UPSTREAM=upstream is not None and grad == GRAD_BACKWARD,
+            ACC=accumulate_dtype(x.dtype), BLOCK=block, CH=channels,
             UNROLL=unroll, DENSE=rows is not None and dense_rows(x, axis, channels)
             and dense_rows(dx, axis, channels),
             DENSE_T=rows is not None and dense_rows(target, axis, channels), GROUP=group,
@@ -284,10 +291,14 @@ def _grad(x: torch.Tensor, target: torch.Tensor, v: torch.Tensor | None,
           positive: torch.Tensor | None, negative: torch.Tensor | None,
           alpha: torch.Tensor | None, grad_pixel: torch.Tensor | None,
           coefficients: torch.Tensor | None, axis: int, label_smoothing: float,
-          gamma: float, l1: bool, ignore: list[int]) -> torch.Tensor:
+          gamma: float, l1: bool, ignore: list[int],
+          upstream: torch.Tensor | None = None) -> torch.Tensor:
+    """dX from the upstream gradient per element and the (3, N, C) coefficient table, all of
+    it times the 0-d ``upstream`` if given (as ``softmax._grad``)."""
     return _launch(x, target, v, positive, negative, alpha, axis, label_smoothing, gamma,
                    pixel=PIXEL_NONE, stats=False, l1=l1, grad=GRAD_BACKWARD,
-                   grad_pixel=grad_pixel, coefficients=coefficients, ignore=ignore)[2]
+                   grad_pixel=grad_pixel, coefficients=coefficients, upstream=upstream,
+                   ignore=ignore)[2]
 
 
 _grad_op = torch.library.custom_op("seglosses::sigmoid_grad", _grad, mutates_args=())
@@ -295,7 +306,7 @@ _grad_op = torch.library.custom_op("seglosses::sigmoid_grad", _grad, mutates_arg
 
 @_grad_op.register_fake
 def _(x, target, v, positive, negative, alpha, grad_pixel, coefficients, axis, label_smoothing,
-      gamma, l1, ignore):
+      gamma, l1, ignore, upstream=None):
     return torch.empty_like(x)
 
 

@@ -225,7 +225,7 @@ def _held_walk(x_row, t_row, label, labelled, inside, sxc, stc, n, N, C, eps, sm
     qx_sum = zero
     slope_sum = zero
     x_label = zero
-    if SUMS and INDEX and not HAS_SCALE and WANT_LOSS:
+    if (SUMS and INDEX) and (not HAS_SCALE and WANT_LOSS):  # (triton 3.3: no chains)
         # the label's logit, read where the label is in [0, C) (the loss is then
         # lse - (1 - eps) x_label - eps / C Σ x, with no compare per class)
         x_label = tl.load(x_row + label.to(tl.int64) * sxc, mask=labelled, other=0.0).to(ACC)
@@ -261,7 +261,7 @@ def _held_walk(x_row, t_row, label, labelled, inside, sxc, stc, n, N, C, eps, sm
             if HAS_COEF:  # s_c = A + B t (no L1 term here)
                 slope_sum += e * statistics_slope(coef_ptr, n, N, C, c, c < C, x, t, ACC,
                                                   False)
-    if SUMS and INDEX and not HAS_SCALE:
+    if (SUMS and INDEX) and not HAS_SCALE:
         # Σ_c q_c = 1 wherever it counts: an ignored label's pixel has v = 0, an
         # out-of-range one is NaN (validate=False)
         q_sum = zero + 1.0
@@ -282,7 +282,8 @@ def _softmax_kernel(
         FOCAL: tl.constexpr, PIXEL: tl.constexpr, STATS: tl.constexpr, L1: tl.constexpr,
         GRAD: tl.constexpr, HAS_G: tl.constexpr, HAS_COEF: tl.constexpr,
         WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr, SECOND: tl.constexpr,
-        SUMS: tl.constexpr, SMOOTH: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr,
+        SUMS: tl.constexpr, SMOOTH: tl.constexpr, UPSTREAM: tl.constexpr, ACC: tl.constexpr,
+        BLOCK: tl.constexpr,
         UNROLL: tl.constexpr, HELD: tl.constexpr):
     """``HELD`` = 0: the classes are walked from memory (any C; the later walks re-read the
     logits). ``HELD`` = C: the kernel is specialised to C classes and the first walk keeps
@@ -305,6 +306,10 @@ def _softmax_kernel(
         gv = g * v
     elif CE_GRAD:
         gv = tl.load(g_ptr + n * sgn + pixels * sgs, mask=inside, other=0.0).to(ACC) * v
+    if UPSTREAM:  # a backward pass alone: grad_output (at norm_ptr) scales all of dX
+        upstream = tl.load(norm_ptr).to(ACC)
+        v = v * upstream
+        gv = gv * upstream
     smooth_share = eps / C
 
     # 1. log-sum-exp, one exp per logit: over held classes the max first, then e_c =
@@ -430,7 +435,8 @@ def _softmax_stats_kernel(
         FOCAL: tl.constexpr, PIXEL: tl.constexpr, STATS: tl.constexpr, L1: tl.constexpr,
         GRAD: tl.constexpr, HAS_G: tl.constexpr, HAS_COEF: tl.constexpr,
         WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr, SECOND: tl.constexpr,
-        SUMS: tl.constexpr, SMOOTH: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr,
+        SUMS: tl.constexpr, SMOOTH: tl.constexpr, UPSTREAM: tl.constexpr, ACC: tl.constexpr,
+        BLOCK: tl.constexpr,
         SUB: tl.constexpr, HELD: tl.constexpr):
     """A statistics pass (no gradient) over ``HELD`` = C classes held in registers: the
     program's ``BLOCK`` pixels are walked ``SUB`` at a time (a few per thread, so the logits
@@ -518,7 +524,8 @@ def _softmax_rows_kernel(
         FOCAL: tl.constexpr, PIXEL: tl.constexpr, STATS: tl.constexpr, L1: tl.constexpr,
         GRAD: tl.constexpr, HAS_G: tl.constexpr, HAS_COEF: tl.constexpr,
         WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr, SECOND: tl.constexpr,
-        SUMS: tl.constexpr, SMOOTH: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr,
+        SUMS: tl.constexpr, SMOOTH: tl.constexpr, UPSTREAM: tl.constexpr, ACC: tl.constexpr,
+        BLOCK: tl.constexpr,
         CP: tl.constexpr,
         DENSE: tl.constexpr):
     """The same computation from one read of a ``[BLOCK pixels, CP ≥ C classes]`` tile: for
@@ -564,6 +571,11 @@ def _softmax_rows_kernel(
         gv = g * v
     elif CE_GRAD:
         gv = tl.load(g_ptr + n * sgn + pixels * sgs, mask=inside, other=0.0).to(ACC) * v
+    if UPSTREAM:  # as in the class walk
+        upstream = tl.load(norm_ptr).to(ACC)
+        v = v * upstream
+        if CE_GRAD:
+            gv = gv * upstream
 
     r = tl.zeros([BLOCK, CP], ACC)
     if WANT_LOSS or CE_GRAD:
@@ -600,7 +612,7 @@ def _softmax_rows_kernel(
 
 
 def flags(*, index, has_v, has_scale, focal, pixel, stats, l1, grad, has_g, has_coef,
-          ignore=0, smooth=True):
+          ignore=0, smooth=True, upstream=False):
     """The kernel's constexpr switches for one launch (also what the compile check builds);
     ``ignore``: how many ignore labels the kernel compares an index map with; ``smooth``:
     label smoothing is on (eps > 0)."""
@@ -611,11 +623,12 @@ def flags(*, index, has_v, has_scale, focal, pixel, stats, l1, grad, has_g, has_
                 FOCAL=focal, PIXEL=pixel,
                 STATS=stats, L1=l1, GRAD=grad, HAS_G=has_g, HAS_COEF=has_coef,
                 WANT_LOSS=want_loss, CE_GRAD=ce_grad, SECOND=second,
-                SUMS=not second and (want_loss or ce_grad or has_coef), SMOOTH=smooth)
+                SUMS=not second and (want_loss or ce_grad or has_coef), SMOOTH=smooth,
+                UPSTREAM=upstream and grad == GRAD_BACKWARD)
 
 
 def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, grad,
-            grad_pixel=None, coefficients=None, normaliser=None, ignore=()):
+            grad_pixel=None, coefficients=None, normaliser=None, upstream=None, ignore=()):
     """Run the kernel once; returns ``(pixel, stats, dx)`` (each None when not asked).
     ``ignore``: the labels of ``labels`` whose pixels the kernel leaves out."""
     ignore = comparable_ignore(ignore, labels)
@@ -674,7 +687,7 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
             x, target, holder if v is None else v, holder if scale is None else scale,
             holder if grad_pixel is None else grad_pixel,
             holder if coefficients is None else coefficients,
-            holder if normaliser is None else normaliser,
+            normaliser if normaliser is not None else holder if upstream is None else upstream,
             holder if pixel_out is None else pixel_out, holder if part is None else part,
             holder if dx is None else dx,
             n, spatial, num_classes, programs,
@@ -684,7 +697,7 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
             **flags(index=labels is not None, has_v=v is not None, has_scale=scale is not None,
                     focal=gamma != 0, pixel=pixel, stats=stats, l1=l1, grad=grad,
                     has_g=grad_pixel is not None, has_coef=coefficients is not None,
-                    ignore=len(ignore), smooth=eps != 0),
+                    ignore=len(ignore), smooth=eps != 0, upstream=upstream is not None),
             ACC=accumulate_dtype(x.dtype), **shape)
     elif part is not None or pixel == PIXEL_SUM:  # empty batch or image: sums are 0
         part = None if part is None else part.zero_()
@@ -735,11 +748,13 @@ def _grad(x: torch.Tensor, labels: torch.Tensor | None, dense: torch.Tensor | No
           v: torch.Tensor | None, scale: torch.Tensor | None,
           grad_pixel: torch.Tensor | None, coefficients: torch.Tensor | None,
           axis: int, label_smoothing: float, gamma: float, l1: bool,
-          ignore: list[int]) -> torch.Tensor:
-    """dX from the per-pixel upstream gradient and the (3, N, C) coefficient table."""
+          ignore: list[int], upstream: torch.Tensor | None = None) -> torch.Tensor:
+    """dX from the per-pixel upstream gradient and the (3, N, C) coefficient table, all of it
+    times the 0-d ``upstream`` if given (a fused region loss's grad_output: no torch
+    multiplies before the launch)."""
     return _launch(x, labels, dense, v, scale, axis, label_smoothing, gamma, pixel=PIXEL_NONE,
                    stats=False, l1=l1, grad=GRAD_BACKWARD, grad_pixel=grad_pixel,
-                   coefficients=coefficients, ignore=ignore)[2]
+                   coefficients=coefficients, upstream=upstream, ignore=ignore)[2]
 
 
 _grad_op = torch.library.custom_op("seglosses::softmax_grad", _grad, mutates_args=())
@@ -747,7 +762,7 @@ _grad_op = torch.library.custom_op("seglosses::softmax_grad", _grad, mutates_arg
 
 @_grad_op.register_fake
 def _(x, labels, dense, v, scale, grad_pixel, coefficients, axis, label_smoothing, gamma, l1,
-      ignore):
+      ignore, upstream=None):
     return torch.empty_like(x)
 
 
