@@ -20,6 +20,7 @@ Times come from ``benchmarks/gpu.py`` and ``benchmarks/tune.py`` on a GPU.
     TRITON_INTERPRET=0 python benchmarks/static.py --pixel-tile 0,32
     TRITON_INTERPRET=0 python benchmarks/static.py --pixel-tile 0 --case "fp32 channels_last"
     TRITON_INTERPRET=0 python benchmarks/static.py --pixel-tile 0 --held 0,40
+    TRITON_INTERPRET=0 python benchmarks/static.py --pixel-tile 0 --held-stats 0,96 --case Dice
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ CASES = [
     ("CE 3-D fp32 C=4", (1, 4, 32, 32, 64), torch.float32, False, CE),
     ("Dice+CE 3-D fp32 C=4", (1, 4, 32, 32, 64), torch.float32, False, DICE_CE),
     ("CE 3-D bf16 C=14", (1, 14, 32, 32, 64), torch.bfloat16, False, CE),
+    ("Dice+CE 3-D bf16 C=14", (1, 14, 32, 32, 64), torch.bfloat16, False, DICE_CE),
     ("CE 2-D bf16 C=2", (1, 2, 256, 256), torch.bfloat16, False, CE),
 ]
 SMOKE = [("CE tiny fp32 C=4", (1, 4, 16, 16), torch.float32, False, CE)]
@@ -201,12 +203,15 @@ def main() -> None:
                         help="PIXEL_TILE_VALUES settings to compare (0: the class loop)")
     parser.add_argument("--held", default=str(_common.HELD_VALUES),
                         help="HELD_VALUES settings to compare (0: the class walk re-reads)")
+    parser.add_argument("--held-stats", default=str(_common.HELD_STATS_VALUES),
+                        help="HELD_STATS_VALUES settings to compare (0: a statistics pass "
+                             "walks the classes from memory)")
     parser.add_argument("--smoke", action="store_true", help="one tiny case")
     parser.add_argument("--case", default="", help="only the cases whose name contains this")
     args = parser.parse_args()
     if kernels.interpreting():
         parser.error("run with TRITON_INTERPRET=0: the kernels are compiled, not interpreted")
-    defaults = _common.PIXEL_TILE_VALUES, _common.HELD_VALUES
+    defaults = _common.PIXEL_TILE_VALUES, _common.HELD_VALUES, _common.HELD_STATS_VALUES
     print(f"sm_90 via triton {triton.__version__}, torch {torch.__version__}; registers are per "
           "thread (255 at most; local memory > 0 is a spill)")
     print("| case | pixel tile | held | launch | kernel | BLOCK | warps | registers | local B "
@@ -223,16 +228,21 @@ def main() -> None:
         y = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=generator,
                           dtype=torch.uint8)
         t = torch.randint(0, 2, shape, generator=generator, dtype=torch.uint8)
-        for tile, held in itertools.product((int(v) for v in args.pixel_tile.split(",")),
-                                            [int(v) for v in args.held.split(",")]):
+        for tile, held, held_stats in itertools.product(
+                [int(v) for v in args.pixel_tile.split(",")],
+                [int(v) for v in args.held.split(",")],
+                [int(v) for v in args.held_stats.split(",")]):
             _common.PIXEL_TILE_VALUES, _common.HELD_VALUES = tile, held
+            _common.HELD_STATS_VALUES = held_stats
             try:
                 launches = record(call, x, y, t)
             finally:
-                _common.PIXEL_TILE_VALUES, _common.HELD_VALUES = defaults
+                (_common.PIXEL_TILE_VALUES, _common.HELD_VALUES,
+                 _common.HELD_STATS_VALUES) = defaults
             for index, (kernel, arguments, constants, warps) in enumerate(launches):
                 seen = examine(kernel, arguments, constants, warps)
-                held_values = constants.get("HELD", 0) * max(
+                # straight-line code only (a statistics walk loops over its steps)
+                held_values = 0 if "SUB" in constants else constants.get("HELD", 0) * max(
                     1, constants.get("BLOCK", 1) // (32 * warps))
                 per_value = (f"{seen['instructions'] / held_values:.1f} "
                              f"({seen['mufu'] / held_values:.1f})" if held_values else "-")
