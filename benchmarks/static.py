@@ -62,6 +62,10 @@ CASES = [
     ("BCE multilabel 2-D bf16 C=19", (1, 19, 256, 256), torch.bfloat16, False, BCE),
     ("CE 2-D bf16 C=19 ignore_index=255", (1, 19, 256, 256), torch.bfloat16, False,
      lambda x, y, t: sl.cross_entropy(x, y, ignore_index=255, impl="triton", validate=False)),
+    ("CE 2-D bf16 C=19 ignore_index=255, median_frequency", (1, 19, 256, 256), torch.bfloat16,
+     False, lambda x, y, t: sl.cross_entropy(x, y, ignore_index=255,
+                                             class_weights="median_frequency", impl="triton",
+                                             validate=False)),
     ("BCE multilabel 2-D bf16 C=19 ignore_index=255", (1, 19, 256, 256), torch.bfloat16,
      False, lambda x, y, t: sl.binary_cross_entropy(x, t, mode="multilabel", ignore_index=255,
                                                     impl="triton", validate=False)),
@@ -126,13 +130,14 @@ def record(call, x, y, t) -> list:
     patched = [(softmax, "_softmax_kernel"), (softmax, "_softmax_rows_kernel"),
                (softmax, "_softmax_stats_kernel"),
                (sigmoid, "_sigmoid_kernel"), (region, "_finalize_kernel"),
-               (_common, "_scale_kernel"), (labels, "_scan_kernel"),
+               (_common, "_scale_kernel"), (labels, "_scan_kernel"), (labels, "_fold_kernel"),
                (labels, "_element_scan_kernel")]
     saved = [(module, name, getattr(module, name)) for module, name in patched]
     runs_on = kernels.runs_on
     try:
         for module, name, kernel in saved:  # the scans' sums and invalid counts are zeroed
             zero = {labels._scan_kernel: ("part_ptr", "bad_ptr"),
+                    labels._fold_kernel: ("weighted_ptr", "invalid_ptr", "norm_ptr"),
                     labels._element_scan_kernel: ("part_ptr",)}.get(kernel, ())
             setattr(module, name, Recorder(kernel, launches, zero))
         kernels.runs_on = lambda tensor: True  # CPU tensors stand in for CUDA ones

@@ -146,6 +146,62 @@ def test_scan_against_numpy():
     assert torch.equal(same, weighted) and torch.equal(also, weighted)
 
 
+
+@pytest.mark.parametrize("num_classes", [2, 19, 31, 32, 600])
+def test_class_counts_without_weights(num_classes):
+    """Without pixel weights the per-class sums are counts, taken as one histogram of C + 1
+    bins (the last for what does not count): ignored labels inside [0, C), invalid ones and
+    a partial last block included; 31 and 32 classes put the spare bin at the edge of a
+    power of two, 600 is past HISTOGRAM_BINS (the compare per class)."""
+    from seglosses.triton.labels import TOTAL_BLOCK, label_sums
+
+    n, spatial, ignore = 2, TOTAL_BLOCK + 77, (255, 1)
+    labels = _labels((n, spatial), num_classes + 3, torch.int32, ignore)  # some >= C
+    weighted, counted, invalid = label_sums(labels, None, None, ignore, num_classes,
+                                            torch.float32)
+    y = labels.numpy()
+    kept = ~np.isin(y, ignore)
+    for image in range(n):
+        expected = np.bincount(y[image][kept[image] & (y[image] < num_classes)],
+                               minlength=num_classes)
+        np.testing.assert_array_equal(weighted[image].numpy(), expected)
+        assert invalid[image] == np.sum(kept[image] & (y[image] >= num_classes))
+    assert torch.equal(counted, weighted) and weighted[:, 1].sum() == 0
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_totals_scan_against_numpy(monkeypatch, weighted):
+    """The totals scan (no class weights): Σ v per image, the invalid count and the "mean"
+    normaliser, with blocks and fold steps small enough that the fold walks several row and
+    column steps and the last block of each image is partial."""
+    from seglosses.triton import labels as scan
+
+    monkeypatch.setattr(scan, "TOTAL_BLOCK", 16)
+    monkeypatch.setattr(scan, "FOLD", 8)  # 4 columns x 2 rows of partials per step
+    n, spatial, num_classes, ignore = 5, 16 * 9 + 5, 6, (255, 2)
+    labels = _labels((n, spatial), num_classes, torch.uint8, ignore)
+    mask, weights = _side_maps((n, spatial))
+    v = (mask * weights) if weighted else None
+    for dtype in (torch.float32, torch.float64):
+        total, invalid, normaliser = scan.label_totals(labels, v, ignore, num_classes, dtype)
+        assert total.shape == (n, 1) and total.dtype == dtype and invalid.dtype == torch.int64
+        kept = ~np.isin(labels.numpy(), ignore)
+        w = kept * (1.0 if v is None else v.numpy())
+        np.testing.assert_allclose(total[:, 0].numpy(), w.sum(1), rtol=1e-6)
+        assert not invalid.any()
+        np.testing.assert_allclose(normaliser.item(), w.sum(), rtol=1e-6)
+        # the per-class scan's row sums, to rounding
+        per_class, _, _ = scan.label_sums(labels, v, None, ignore, num_classes, dtype)
+        np.testing.assert_allclose(total[:, 0].numpy(), per_class.sum(1).numpy(), rtol=1e-6)
+    bad = labels.clone()
+    bad[3, -1], bad[1, 0] = 9, 200  # outside [0, 6), not ignored: counted, normaliser NaN
+    total, invalid, normaliser = scan.label_totals(bad, v, ignore, num_classes, torch.float32)
+    assert invalid.tolist() == [0, 1, 0, 1, 0] and normaliser.isnan()
+    for shape in ((0, 7), (3, 0)):  # nothing to scan: zeros, no NaN
+        total, invalid, normaliser = scan.label_totals(torch.zeros(shape, dtype=torch.uint8),
+                                                       None, ignore, num_classes, torch.float32)
+        assert total.shape == (shape[0], 1) and not total.any() and not invalid.any()
+        assert normaliser.item() == 0
+
 def test_bad_label_with_ignore_labels_raises_the_same_message():
     x = torch.randn(2, 3, 4, 4)
     target = _labels((2, 4, 4), 3, torch.int64, (255,))
@@ -274,10 +330,11 @@ def test_sigmoid_ignore_labels_in_any_dtype(target_dtype, ignore, loss_name):
 
 def test_element_scan_against_numpy():
     """The element scan's four sums per (image, channel) in both arrangements, with
-    broadcast pixel maps, against numpy."""
-    from seglosses.triton.labels import ELEMENTS, element_sums
+    broadcast pixel maps, against numpy, over two programs of several steps (the second
+    program's last steps partial or outside the image); and only the sums asked for."""
+    from seglosses.triton.labels import ELEMENT_STEPS, ELEMENTS, element_sums
 
-    n, channels, spatial, ignore = 2, 5, ELEMENTS + 77, (255, 7)
+    n, channels, spatial, ignore = 2, 5, ELEMENTS * (ELEMENT_STEPS + 1) + 77, (255, 7)
     target = _multilabel((n, channels, spatial), torch.int16, ignore)
     target[0, 1, :9] = 3  # invalid: neither 0/1 nor ignored
     mask, weights = _side_maps((n, 1, spatial))
@@ -295,6 +352,12 @@ def test_element_scan_against_numpy():
         for got, want in zip(sums, expected, strict=True):
             np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
     assert sums[3][0, 1] == 9 and sums[3].sum() == 9
+    for counts, check in ((False, False), (True, False), (False, True)):
+        some = element_sums(arranged(target), arranged(v), arranged(mask), ignore, 2,
+                            torch.float64, counts=counts, check=check)
+        wanted = (True, counts, counts, check)
+        for got, full, keep in zip(some, sums, wanted, strict=True):
+            assert (got is None) != keep and (got is None or torch.equal(got, full))
     floats = torch.tensor([[[0.0, 0.5, 1.0, float("nan"), 1.5, -0.0, -1e-9]]])
     assert element_sums(floats, None, None, (), 1, torch.float32)[3].item() == 3
 

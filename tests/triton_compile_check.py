@@ -221,18 +221,43 @@ def variants():
         jobs.append((f"label scan labels={label_type} ignore={ignore} v={v_type} m={m_type}",
                      labels._scan_kernel, types,
                      dict(IGNORE=ignore, HAS_V=v_type is not None, HAS_M=m_type is not None,
-                          ACC=acc, BLOCK=labels.BLOCK, CHUNK=labels.CHUNK),
+                          ACC=acc, BLOCK=labels.BLOCK, CHUNK=labels.CHUNK, CLASSES=True,
+                          BINS=0),
                      dict(num_warps=labels.WARPS)))
-    for target_type, ignore, v_type, m_type, acc, channels in [
-            ("*u8", 1, None, None, tl.float32, 1), ("*i64", 2, "*fp32", "*u8", tl.float32, 8),
-            ("*fp32", 0, "*u8", None, tl.float32, 1), ("*bf16", 0, None, "*fp64", tl.float64, 4)]:
+        if m_type is None:  # the totals scan (no class weights, so no counting map)
+            jobs.append((f"label totals labels={label_type} ignore={ignore} v={v_type}",
+                         labels._scan_kernel, types,
+                         dict(IGNORE=ignore, HAS_V=v_type is not None, HAS_M=False, ACC=acc,
+                              BLOCK=labels.TOTAL_BLOCK, CHUNK=1, CLASSES=False, BINS=0),
+                         dict(num_warps=labels.TOTAL_WARPS)))
+        if v_type is None:  # class counts as a histogram
+            for bins in (4, 32, labels.HISTOGRAM_BINS):
+                jobs.append((f"label histogram labels={label_type} ignore={ignore} bins={bins}",
+                             labels._scan_kernel, types,
+                             dict(IGNORE=ignore, HAS_V=False, HAS_M=False, ACC=acc,
+                                  BLOCK=labels.TOTAL_BLOCK, CHUNK=1, CLASSES=True, BINS=bins),
+                             dict(num_warps=labels.TOTAL_WARPS)))
+    for acc, rows, columns in [(tl.float32, 16, 128), (tl.float64, 1, labels.FOLD)]:
+        stat = "*fp64" if acc == tl.float64 else "*fp32"
+        jobs.append((f"label fold {stat} {rows}x{columns}", labels._fold_kernel,
+                     {"part_ptr": stat, "bad_ptr": "*i32", "weighted_ptr": stat,
+                      "invalid_ptr": "*i64", "norm_ptr": stat},
+                     dict(ROWS=rows, COLS=columns), dict(num_warps=labels.FOLD_WARPS)))
+    for target_type, ignore, v_type, m_type, acc, channels, counts, check in [
+            ("*u8", 1, None, None, tl.float32, 1, False, False),
+            ("*u8", 1, None, None, tl.float32, 1, True, True),
+            ("*i64", 2, "*fp32", "*u8", tl.float32, 8, True, False),
+            ("*fp32", 0, "*u8", None, tl.float32, 1, False, True),
+            ("*bf16", 0, None, "*fp64", tl.float64, 4, True, True)]:
         types = {"t_ptr": target_type, "v_ptr": v_type or "*fp32", "m_ptr": m_type or "*fp32",
                  "ignore_ptr": "*i64", "part_ptr": "*fp64" if acc == tl.float64 else "*fp32"}
         jobs.append((f"element scan target={target_type} ignore={ignore} v={v_type} "
-                     f"m={m_type} channels={channels}", labels._element_scan_kernel, types,
+                     f"m={m_type} channels={channels} counts={counts} check={check}",
+                     labels._element_scan_kernel, types,
                      dict(IGNORE=ignore, HAS_V=v_type is not None, HAS_M=m_type is not None,
-                          ACC=acc, BLOCK=labels.ELEMENTS // channels, CH=channels,
-                          DENSE=channels > 1),
+                          COUNTS=counts, CHECK=check, ACC=acc,
+                          BLOCK=labels.ELEMENTS // channels, STEPS=labels.ELEMENT_STEPS,
+                          CH=channels, DENSE=channels > 1),
                      dict(num_warps=labels.ELEMENT_WARPS)))
     for grad_type in ("*bf16", "*fp32"):
         jobs.append((f"scale {grad_type}", _common._scale_kernel,

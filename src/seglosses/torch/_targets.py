@@ -34,10 +34,15 @@ class LabelSums:
     weighted: torch.Tensor  # (N, C): Σ v over the pixels labelled c (ignored/invalid left out)
     counted: torch.Tensor  # (N, C): the same without pixel weights (class frequencies)
     invalid: torch.Tensor  # (N,) int64: labels outside [0, C) that are not ignored
+    # a loss without class weights needs no class: weighted = counted is (N, 1), and the
+    # totals scan hands over the normaliser itself
+    total: torch.Tensor | None = None
 
     def normaliser(self, class_weights: torch.Tensor | None) -> torch.Tensor:
         """The "mean" denominator ``Σ_i v_i w_{y_i}``; NaN where a label was invalid (its
         pixel is NaN too, as ``v`` is on the torch path)."""
+        if class_weights is None and self.total is not None:
+            return self.total
         total = (self.weighted if class_weights is None else
                  self.weighted * class_weights).sum()
         return torch.where(self.invalid.sum() > 0, torch.full_like(total, float("nan")), total)
@@ -72,10 +77,11 @@ class ElementSums:
     """Per-(image, channel) sums of a binary / multilabel target over the elements that are
     not ignored, from one read of it (the kernels' path)."""
 
+    # the scan sums only what the call needs (None otherwise)
     weighted: torch.Tensor  # (N, C): Σ v
-    counted: torch.Tensor  # (N, C): Σ m (m the mask, 1 without one)
-    positive: torch.Tensor  # (N, C): Σ m y
-    invalid: torch.Tensor  # (N, C): targets outside [0, 1] (NaN included)
+    counted: torch.Tensor | None  # (N, C): Σ m (m the mask, 1 without one); "balanced" only
+    positive: torch.Tensor | None  # (N, C): Σ m y; "balanced" only
+    invalid: torch.Tensor | None  # (N, C): targets outside [0, 1] (NaN included); checks only
 
     def normaliser(self) -> torch.Tensor:
         """The "mean" denominator ``Σ v`` over the elements that count."""
@@ -345,7 +351,7 @@ def _native_index(function, x, axis, flat, ignore, mask, pixel_weights, class_we
     class weights: one scan of the labels (``triton/labels.py``) gives the class counts, the
     normaliser and the validity check; no label-sized map is built (a mask is read in its own
     dtype, and only a mask together with pixel weights is multiplied out)."""
-    from ..triton.labels import label_sums
+    from ..triton.labels import label_sums, label_totals
 
     num_classes = x.shape[axis]
     dtype = compute_dtype(x.dtype)
@@ -355,13 +361,16 @@ def _native_index(function, x, axis, flat, ignore, mask, pixel_weights, class_we
     v = _kernel_weight(m, pw)
     # the class frequencies count the mask without pixel weights: a second sum only then
     counting = m if isinstance(class_weights, str) and pw is not None else None
-    weighted, counted, invalid = label_sums(flat, v, counting, ignore, num_classes, dtype)
-    if checking and bool(invalid.any()):  # the torch path's check finds them and raises
+    if class_weights is None:  # Σ v per image is all that is needed
+        weighted, invalid, total = label_totals(flat, v, ignore, num_classes, dtype)
+        sums = LabelSums(weighted, weighted, invalid, total)
+    else:
+        sums = LabelSums(*label_sums(flat, v, counting, ignore, num_classes, dtype))
+    if checking and bool(sums.invalid.any()):  # the torch path's check finds them and raises
         _index_labels(function, flat, ignore, num_classes, True, True, dtype)
-    weights = _multiclass_weights(function, class_weights, lambda: counted.sum(0), num_classes,
-                                  x.device, dtype, beta, checking, global_counts)
-    return Multiclass(x, axis, flat, None, v, weights, pixel_shape, None, ignore,
-                      LabelSums(weighted, counted, invalid))
+    weights = _multiclass_weights(function, class_weights, lambda: sums.counted.sum(0),
+                                  num_classes, x.device, dtype, beta, checking, global_counts)
+    return Multiclass(x, axis, flat, None, v, weights, pixel_shape, None, ignore, sums)
 
 
 def _index_labels(function, flat, ignore, num_classes, checking, validate, dtype, native=False):
@@ -525,7 +534,7 @@ def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,
         v = _kernel_weight(*side)
         counting = None if side[0] is None else _as_bytes(side[0])
         sums = _element_sums(target, v, counting if balanced else None, ignore, class_dim,
-                             dtype)
+                             dtype, counts=balanced, check=checking)
         if checking and bool(sums.invalid.any()):
             raise _binary_target_error(function, mode, target, ignore)
     elif native and valid is None and len(given) == 1 and not balanced:
@@ -576,7 +585,8 @@ def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,
                    output_shape, ignore if scan else (), sums)
 
 
-def _element_sums(target, v, m, ignore, class_dim, dtype) -> ElementSums:
+def _element_sums(target, v, m, ignore, class_dim, dtype, *, counts: bool,
+                  check: bool) -> ElementSums:
     """The kernels' scan of a binary / multilabel target (``triton/labels.py``), arranged as
     it lies in memory (channel-contiguous targets as (N, S, C)); ``v`` and ``m`` broadcast."""
     from ..triton.labels import element_sums
@@ -584,7 +594,8 @@ def _element_sums(target, v, m, ignore, class_dim, dtype) -> ElementSums:
     axis = 2 if target.shape[class_dim] > 1 and target.stride(class_dim) == 1 else 1
     arranged = [None if t is None else arrange_like(t.expand(target.shape), class_dim, axis)
                 for t in (target, v, m)]
-    return ElementSums(*element_sums(*arranged, ignore, axis, dtype))
+    return ElementSums(*element_sums(*arranged, ignore, axis, dtype, counts=counts,
+                                     check=check))
 
 
 def _binary_target_error(function, mode, target, ignore) -> Exception:

@@ -176,12 +176,21 @@ def _count(shape, dtype, device):
     return _constant(float(math.prod(shape)), dtype, device)
 
 
-@functools.lru_cache(maxsize=64)
 def _constant(value: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A 0-d device constant, made once: a call after the first launches no fill (one kernel
-    fewer per loss, ~2 µs on a GPU) and copies nothing from the host (CUDA-graph capture).
-    Never written to: the callers only read it. Made outside inference mode, so that a first
-    call under ``torch.inference_mode()`` leaves a constant that autograd may save later."""
+    """A 0-d device constant, made once in eager mode: a call after the first launches no
+    fill (one kernel fewer per loss, ~2 µs on a GPU) and copies nothing from the host
+    (CUDA-graph capture). Never written to: the callers only read it. Under
+    ``torch.compile`` it is a constant of the graph (the compiler folds it; it would trace
+    through the cache anyway, with a warning)."""
+    if torch.compiler.is_compiling():
+        return torch.full((), value, dtype=dtype, device=device)
+    return _cached_constant(value, dtype, device)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_constant(value: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Made outside inference mode, so that a first call under ``torch.inference_mode()``
+    leaves a constant that autograd may save later."""
     with torch.inference_mode(False):
         return torch.full((), value, dtype=dtype, device=device)
 
