@@ -71,6 +71,8 @@ CASES = [
                                                     impl="triton", validate=False)),
     ("CE 2-D bf16 channels_last C=19", (1, 19, 256, 256), torch.bfloat16, True, CE),
     ("CE 2-D fp32 channels_last C=4", (1, 4, 256, 256), torch.float32, True, CE),
+    ("BCE multilabel 2-D bf16 channels_last C=19", (1, 19, 256, 256), torch.bfloat16, True,
+     BCE),
     ("BCE multilabel 2-D fp32 channels_last C=4", (1, 4, 256, 256), torch.float32, True, BCE),
     ("BCE multilabel 2-D fp32 channels_last C=4, channels_last target", (1, 4, 256, 256),
      torch.float32, True, lambda x, y, t: sl.binary_cross_entropy(
@@ -153,12 +155,16 @@ def record(call, x, y, t) -> list:
 def specialise(kernel, args, constants):
     """Signature, constants and alignment attributes as Triton's JIT derives them."""
     signature, constexprs, attrs = {}, dict(constants), {}
+    opaque = {kernel.arg_names[k] if isinstance(k, int) else k
+              for k in getattr(kernel, "do_not_specialize", ())}
     for index, (name, value) in enumerate(zip(kernel.arg_names[:len(args)], args, strict=True)):
         if isinstance(value, torch.Tensor):
             signature[name] = POINTER_TYPES[value.dtype]
             aligned = value.data_ptr() % 16 == 0
         elif isinstance(value, bool) or value is None:
             signature[name], constexprs[name], aligned = "constexpr", value, False
+        elif isinstance(value, int) and name in opaque:  # @triton.jit(do_not_specialize=...)
+            signature[name], aligned = "i32" if -2**31 <= value < 2**31 else "i64", False
         elif isinstance(value, int):
             if value == 1:
                 signature[name], constexprs[name], aligned = "constexpr", 1, False

@@ -13,6 +13,9 @@ kernels one call launches and their time, to show what outside the main kernel c
     python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --stats-block 512,1024 \
         --stats-pixels 1,2,4
     python benchmarks/tune.py --blocks 512,1024 --warps 4 --unroll 1,2 --group 1,2,4,8
+    python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --total-block 1024,4096,16384 \
+        --element-steps 1,4,16 \
+        --cases "CE 2-D bf16 u8 ignore_index=255,BCE multilabel 2-D bf16 ignore_index=255"
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from gpu import copy_bandwidth, measure, roofline_bytes
 
 import seglosses.torch as sl
 from seglosses.triton import _common
+from seglosses.triton import labels as scans
 
 CASES = [
     # (name, shape, dtype, channels_last, roofline kind, call)
@@ -70,6 +74,17 @@ CASES = [
     ("Dice+CE 2-D bf16 ignore_index=255", (16, 19, 512, 1024), torch.bfloat16, False,
      "dice_ce", lambda x, y, t: sl.dice_ce_loss(x, _ignored(y), impl="triton",
                                                 validate=False, ignore_index=255)),
+    ("CE 2-D bf16 u8 ignore_index=255 median_frequency", (16, 19, 512, 1024), torch.bfloat16,
+     False, "ce", lambda x, y, t: sl.cross_entropy(x, _ignored(y), impl="triton",
+                                                   validate=False, ignore_index=255,
+                                                   class_weights="median_frequency")),
+    ("CE 3-D fp32 u8 ignore_index=255", (2, 4, 128, 128, 128), torch.float32, False, "ce",
+     lambda x, y, t: sl.cross_entropy(x, _ignored(y), impl="triton", validate=False,
+                                      ignore_index=255)),
+    ("BCE multilabel 2-D bf16 ignore_index=255", (16, 19, 512, 1024), torch.bfloat16, False,
+     "bce", lambda x, y, t: sl.binary_cross_entropy(x, _ignored(t), mode="multilabel",
+                                                    impl="triton", validate=False,
+                                                    ignore_index=255)),
 ]
 
 
@@ -148,6 +163,12 @@ def main() -> None:
     parser.add_argument("--group", default=str(_common.SIGMOID_GROUP),
                         help="SIGMOID_GROUP values (1: the sigmoid kernel writes each channel "
                              "before it loads the next; 4, ...: loads that many first)")
+    parser.add_argument("--total-block", default=str(scans.TOTAL_BLOCK),
+                        help="labels.TOTAL_BLOCK values (labels per program of the totals "
+                             "scan and of the class-count histogram)")
+    parser.add_argument("--element-steps", default=str(scans.ELEMENT_STEPS),
+                        help="labels.ELEMENT_STEPS values (blocks per program of the element "
+                             "scan of a binary / multilabel target)")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
@@ -156,24 +177,28 @@ def main() -> None:
     def values(text):
         return [int(v) for v in text.split(",")]
 
-    # the _common settings swept, with their columns; MAX_BLOCK and UNROLL also set the
+    # (module, setting) swept: its column and values; MAX_BLOCK and UNROLL also set the
     # sigmoid kernel's block and unrolling, and (x 4) the logits of a channels_last row tile
-    sweeps = {"MAX_BLOCK": ("BLOCK", values(args.blocks)),
-              "MAX_WARPS": ("warps", values(args.warps)),
-              "UNROLL": ("unroll", values(args.unroll)),
-              "STATS_WARPS": ("stats warps", values(args.stats_warps)),
-              "PIXEL_TILE_VALUES": ("pixel tile", values(args.pixel_tile)),
-              "DENSE_ROWS": ("dense rows", [bool(v) for v in values(args.dense_rows)]),
-              "HELD_VALUES": ("held", values(args.held)),
-              "HELD_STATS_VALUES": ("held (statistics)", values(args.held_stats)),
-              "STATS_BLOCK": ("stats block", values(args.stats_block)),
-              "STATS_PIXELS": ("stats pixels", values(args.stats_pixels)),
-              "SIGMOID_GROUP": ("group", values(args.group))}
+    sweeps = {(_common, "MAX_BLOCK"): ("BLOCK", values(args.blocks)),
+              (_common, "MAX_WARPS"): ("warps", values(args.warps)),
+              (_common, "UNROLL"): ("unroll", values(args.unroll)),
+              (_common, "STATS_WARPS"): ("stats warps", values(args.stats_warps)),
+              (_common, "PIXEL_TILE_VALUES"): ("pixel tile", values(args.pixel_tile)),
+              (_common, "DENSE_ROWS"): ("dense rows",
+                                        [bool(v) for v in values(args.dense_rows)]),
+              (_common, "HELD_VALUES"): ("held", values(args.held)),
+              (_common, "HELD_STATS_VALUES"): ("held (statistics)", values(args.held_stats)),
+              (_common, "STATS_BLOCK"): ("stats block", values(args.stats_block)),
+              (_common, "STATS_PIXELS"): ("stats pixels", values(args.stats_pixels)),
+              (_common, "SIGMOID_GROUP"): ("group", values(args.group)),
+              (scans, "TOTAL_BLOCK"): ("total block", values(args.total_block)),
+              (scans, "ELEMENT_STEPS"): ("element steps", values(args.element_steps))}
     wanted = [c for c in args.cases.split(",") if c]
-    defaults = {name: getattr(_common, name) for name in
-                (*sweeps, "ROWS_ELEMENTS", "SIGMOID_BLOCK", "SIGMOID_UNROLL")}
+    defaults = {(module, name): getattr(module, name) for module, name in
+                (*sweeps, (_common, "ROWS_ELEMENTS"), (_common, "SIGMOID_BLOCK"),
+                 (_common, "SIGMOID_UNROLL"))}
     print(f"copy bandwidth {bandwidth / 1e12:.2f} TB/s; defaults "
-          + ", ".join(f"{name}={value}" for name, value in defaults.items()), flush=True)
+          + ", ".join(f"{name}={value}" for (_, name), value in defaults.items()), flush=True)
     columns = [column for column, _ in sweeps.values()]
     print("| case | " + " | ".join(columns) + " | GPU ms (graph) | % of roofline | eager ms |\n"
           + "|---" * (len(columns) + 4) + "|")
@@ -184,11 +209,11 @@ def main() -> None:
         roofline_ms = roofline_bytes(kind, x, labels, onehot) / bandwidth * 1e3
         bound = (lambda c, y, t: lambda z: c(z, y, t))(call, labels, onehot)
         for setting in itertools.product(*(swept for _, swept in sweeps.values())):
-            for attribute, value in zip(sweeps, setting, strict=True):
-                setattr(_common, attribute, value)
+            for (module, attribute), value in zip(sweeps, setting, strict=True):
+                setattr(module, attribute, value)
             _common.SIGMOID_BLOCK, _common.SIGMOID_UNROLL = _common.MAX_BLOCK, _common.UNROLL
             _common.ROWS_ELEMENTS = (_common.MAX_BLOCK * 4 if channels_last
-                                     else defaults["ROWS_ELEMENTS"])
+                                     else defaults[_common, "ROWS_ELEMENTS"])
             row = f"| {name} | " + " | ".join(str(int(value)) for value in setting) + " |"
             try:
                 timing, _ = measure(bound, x, device, args.repeat)
@@ -198,8 +223,8 @@ def main() -> None:
             except Exception as error:  # a geometry that fails to compile is reported
                 print(f"{row} failed: {type(error).__name__}: {str(error)[:60]} | |",
                       flush=True)
-        for attribute, value in defaults.items():
-            setattr(_common, attribute, value)
+        for (module, attribute), value in defaults.items():
+            setattr(module, attribute, value)
         if args.profile:
             print(f"{name} (roofline {roofline_ms:.3f} ms)\n{profile(bound, x)}", flush=True)
         del x, labels, onehot

@@ -355,6 +355,36 @@ def test_layouts(layout, loss_name, mode):
     assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
 
 
+@pytest.mark.parametrize("classes", [3, 4, 19])
+@pytest.mark.parametrize("loss_name", ["binary_cross_entropy", "dice_ce_loss"])
+def test_nchw_target_beside_channels_last_logits(classes, loss_name, monkeypatch):
+    """channels_last logits with an NCHW multilabel target and a mask: the sigmoid kernel
+    takes whole rows of logits and reads the target and mask across them (``ACROSS``),
+    against the torch path."""
+    from seglosses.triton import sigmoid
+
+    across, kernel = [], sigmoid._sigmoid_kernel
+
+    class Spy:
+        def __getitem__(self, grid):
+            def launch(*args, **constants):
+                across.append(constants["ACROSS"])
+                return kernel[grid](*args, **constants)
+            return launch
+
+    monkeypatch.setattr(sigmoid, "_sigmoid_kernel", Spy())
+    shape = (2, classes, 5, 67)
+    x = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(4)) * 2
+    x = x.contiguous(memory_format=torch.channels_last)
+    target = _labels(shape, 2, torch.uint8)
+    mask = _labels((2, 5, 67), 2, torch.bool)
+    options = {"mode": "multilabel", "mask": mask}
+    (loss, grad), (ref, ref_grad) = _both(loss_name, x, target, options)
+    np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-10, atol=1e-12)
+    assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
+    assert across and all(across), across
+
+
 @pytest.mark.parametrize("classes", [2, 4, 8])
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("loss_name,options", [

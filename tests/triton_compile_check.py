@@ -96,7 +96,7 @@ def dense_rows_jobs():
                          PIXEL=2, STATS=False, L1=False, GRAD=2, HAS_G=False, HAS_COEF=False,
                          WANT_LOSS=True, LOSS_GRAD=True, IGNORE=0, UPSTREAM=False, ACC=tl.float32,
                          BLOCK=1024 // vector, CH=vector, UNROLL=2, DENSE=True, DENSE_T=True,
-                         GROUP=1, sxc=1, sdc=1, stc=1)
+                         GROUP=1, ACROSS=False, sxc=1, sdc=1, stc=1)
         jobs.append((f"sigmoid dense rows x={x_type} C={vector}", sigmoid._sigmoid_kernel,
                      types, constants, dict(aligned=aligned, check=rows_vectorised(vector))))
     return jobs
@@ -192,7 +192,8 @@ def variants():
                          UPSTREAM=grad == 1 and has_coef,
                          ACC=tl.float32, BLOCK=1024 // channels, CH=channels, UNROLL=2,
                          DENSE=False, DENSE_T=False,
-                         GROUP=_common.channel_group(1024) if channels == 1 else 1)
+                         GROUP=_common.channel_group(1024) if channels == 1 else 1,
+                         ACROSS=channels > 1)  # rows of logits, an NCHW target
         types = {"x_ptr": "*bf16", "dx_ptr": "*bf16", "t_ptr": target_type,
                  "ignore_ptr": "*i64"}
         jobs.append((f"sigmoid target={target_type} ignore={ignore} focal={focal} "

@@ -56,13 +56,13 @@ from .softmax import (
 )
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["opaque"])
 def _sigmoid_kernel(
         x_ptr, t_ptr, v_ptr, pw_ptr, nw_ptr, alpha_ptr, g_ptr, coef_ptr, norm_ptr, pixel_ptr,
         part_ptr, dx_ptr, ignore_ptr,
         N, S, C, P,
         sxn, sxc, sxs, stn, stc, sts, svn, svc, svs, sgn, sgc, sgs, son, soc, sos,
-        sdn, sdc, sds,
+        sdn, sdc, sds, opaque,
         params_ptr,
         HAS_V: tl.constexpr, HAS_PW: tl.constexpr, HAS_NW: tl.constexpr,
         HAS_ALPHA: tl.constexpr, FOCAL: tl.constexpr, PIXEL: tl.constexpr,
@@ -71,15 +71,25 @@ def _sigmoid_kernel(
         IGNORE: tl.constexpr, UPSTREAM: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr,
         CH: tl.constexpr,
         UNROLL: tl.constexpr, DENSE: tl.constexpr, DENSE_T: tl.constexpr,
-        GROUP: tl.constexpr):
+        GROUP: tl.constexpr, ACROSS: tl.constexpr):
     """Elementwise over ``[BLOCK pixels, CH channels]`` tiles, walking the channels CH at a
     time: CH = 1 for pixel-contiguous logits (NCHW), all channels at once for
     channel-contiguous ones (channels_last), so every access is contiguous. The logits and
     targets of ``GROUP`` tiles are loaded before any is written (a load is not moved above a
     store, which might alias it), so that many tiles are in flight per thread. An element
     whose integer target is one of the ``IGNORE`` labels counts as v = 0, t = 0. ``DENSE`` /
-    ``DENSE_T``: the logits and dX / the target are rows of exactly CH adjacent values."""
+    ``DENSE_T``: the logits and dX / the target are rows of exactly CH adjacent values.
+
+    ``ACROSS``: the tile holds whole rows of channel-contiguous logits, but the target (and
+    ``v``) lie pixel-contiguous (NCHW masks beside channels_last logits). Their pixel strides
+    are then multiplied by ``opaque`` (1, never specialised), so the compiler loads them in
+    the tile's own layout (each thread its pixels' channels, a warp's lanes 32 adjacent
+    pixels of one channel) instead of vectorising along the pixels and transposing the
+    result through shared memory (20 block barriers per program)."""
     eps, gamma, tiny = load_params(params_ptr, ACC)
+    if ACROSS:
+        sts = sts * opaque
+        svs = svs * opaque
     block = tl.program_id(0)
     n = tl.program_id(1).to(tl.int64)
     pixels = block * BLOCK + tl.arange(0, BLOCK)
@@ -233,7 +243,7 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
             n, spatial, num_channels, programs,
             *ncs_strides(x, axis), *ncs_strides(target, axis), *ncs_strides(v, axis),
             *ncs_strides(grad_pixel, axis), *ncs_strides(each, axis), *ncs_strides(dx, axis),
-            params(float(eps), float(gamma), out_dtype, x.device),
+            1, params(float(eps), float(gamma), out_dtype, x.device),
             HAS_V=v is not None, HAS_PW=positive is not None, HAS_NW=negative is not None,
             HAS_ALPHA=alpha is not None, FOCAL=gamma != 0, PIXEL=pixel, STATS=stats, L1=l1,
             GRAD=grad, HAS_G=grad_pixel is not None, HAS_COEF=coefficients is not None,
@@ -244,7 +254,7 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
             UNROLL=unroll, DENSE=rows is not None and dense_rows(x, axis, channels)
             and dense_rows(dx, axis, channels),
             DENSE_T=rows is not None and dense_rows(target, axis, channels), GROUP=group,
-            num_warps=warps)
+            ACROSS=rows is not None and target.stride(axis) != 1, num_warps=warps)
     else:
         part = None if part is None else part.zero_()
         pixel_out = pixel_out.zero_() if pixel == PIXEL_SUM else pixel_out
