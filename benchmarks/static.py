@@ -78,6 +78,10 @@ CASES = [
      torch.float32, True, lambda x, y, t: sl.binary_cross_entropy(
          x, t.contiguous(memory_format=torch.channels_last), mode="multilabel",
          impl="triton", validate=False)),
+    ("BCE multilabel 2-D fp32 channels_last C=4, channels_last target, mask", (1, 4, 256, 256),
+     torch.float32, True, lambda x, y, t: sl.binary_cross_entropy(
+         x, t.contiguous(memory_format=torch.channels_last), mode="multilabel",
+         mask=y > 0, impl="triton", validate=False)),
     ("BCE multilabel 2-D fp32 channels_last C=4 ignore_index=255", (1, 4, 256, 256),
      torch.float32, True, lambda x, y, t: sl.binary_cross_entropy(
          x, t.contiguous(memory_format=torch.channels_last), mode="multilabel",

@@ -359,7 +359,7 @@ def test_layouts(layout, loss_name, mode):
 @pytest.mark.parametrize("loss_name", ["binary_cross_entropy", "dice_ce_loss"])
 def test_nchw_target_beside_channels_last_logits(classes, loss_name, monkeypatch):
     """channels_last logits with an NCHW multilabel target and a mask: the sigmoid kernel
-    takes whole rows of logits and reads the target and mask across them (``ACROSS``),
+    takes whole rows of logits and reads the target across them (``ACROSS``), the mask too,
     against the torch path."""
     from seglosses.triton import sigmoid
 

@@ -35,16 +35,15 @@ class LabelSums:
     counted: torch.Tensor  # (N, C): the same without pixel weights (class frequencies)
     invalid: torch.Tensor  # (N,) int64: labels outside [0, C) that are not ignored
     # a loss without class weights needs no class: weighted = counted is (N, 1), and the
-    # totals scan hands over the normaliser itself
+    # totals scan hands over the normaliser itself (None when there are class weights)
     total: torch.Tensor | None = None
 
     def normaliser(self, class_weights: torch.Tensor | None) -> torch.Tensor:
         """The "mean" denominator ``Σ_i v_i w_{y_i}``; NaN where a label was invalid (its
         pixel is NaN too, as ``v`` is on the torch path)."""
-        if class_weights is None and self.total is not None:
+        if self.total is not None:  # no class weights
             return self.total
-        total = (self.weighted if class_weights is None else
-                 self.weighted * class_weights).sum()
+        total = (self.weighted * class_weights).sum()
         return torch.where(self.invalid.sum() > 0, torch.full_like(total, float("nan")), total)
 
     def has_pixels(self) -> torch.Tensor:
@@ -359,12 +358,11 @@ def _native_index(function, x, axis, flat, ignore, mask, pixel_weights, class_we
     m, pw = (None if t is None else _as_bytes(t.reshape(flat.shape))
              for t in (mask, pixel_weights))
     v = _kernel_weight(m, pw)
-    # the class frequencies count the mask without pixel weights: a second sum only then
-    counting = m if isinstance(class_weights, str) and pw is not None else None
     if class_weights is None:  # Σ v per image is all that is needed
         weighted, invalid, total = label_totals(flat, v, ignore, num_classes, dtype)
         sums = LabelSums(weighted, weighted, invalid, total)
-    else:
+    else:  # the class frequencies count the mask without pixel weights: a second sum then
+        counting = m if isinstance(class_weights, str) and pw is not None else None
         sums = LabelSums(*label_sums(flat, v, counting, ignore, num_classes, dtype))
     if checking and bool(sums.invalid.any()):  # the torch path's check finds them and raises
         _index_labels(function, flat, ignore, num_classes, True, True, dtype)

@@ -190,22 +190,21 @@ def _fold_kernel(part_ptr, bad_ptr, weighted_ptr, invalid_ptr, norm_ptr, N, P,
     total = tl.zeros([ROWS], tl.float64)
     total_bad = tl.zeros([ROWS], tl.int64)
     for first in tl.range(0, N, ROWS):
-        rows = first + tl.arange(0, ROWS)
-        within = rows < N
-        rows = rows.to(tl.int64)[:, None] * P
+        images = first + tl.arange(0, ROWS)
+        within = images < N
+        row_starts = images.to(tl.int64)[:, None] * P
         sums = tl.zeros([ROWS, COLS], tl.float64)
         bad = tl.zeros([ROWS, COLS], tl.int64)
         for start in tl.range(0, P, COLS):
             columns = start + tl.arange(0, COLS)
-            at = rows + columns[None, :]
+            at = row_starts + columns[None, :]
             inside = within[:, None] & (columns < P)[None, :]
             sums += tl.load(part_ptr + at, mask=inside, other=0).to(tl.float64)
             bad += tl.load(bad_ptr + at, mask=inside, other=0).to(tl.int64)
         image = tl.sum(sums, axis=1)
         image_bad = tl.sum(bad, axis=1)
-        tl.store(weighted_ptr + first + tl.arange(0, ROWS),
-                 image.to(weighted_ptr.dtype.element_ty), mask=within)
-        tl.store(invalid_ptr + first + tl.arange(0, ROWS), image_bad, mask=within)
+        tl.store(weighted_ptr + images, image.to(weighted_ptr.dtype.element_ty), mask=within)
+        tl.store(invalid_ptr + images, image_bad, mask=within)
         total += image
         total_bad += image_bad
     normaliser = tl.where(tl.sum(total_bad, axis=0) > 0, float("nan"), tl.sum(total, axis=0))

@@ -80,16 +80,18 @@ def _sigmoid_kernel(
     whose integer target is one of the ``IGNORE`` labels counts as v = 0, t = 0. ``DENSE`` /
     ``DENSE_T``: the logits and dX / the target are rows of exactly CH adjacent values.
 
-    ``ACROSS``: the tile holds whole rows of channel-contiguous logits, but the target (and
-    ``v``) lie pixel-contiguous (NCHW masks beside channels_last logits). Their pixel strides
-    are then multiplied by ``opaque`` (1, never specialised), so the compiler loads them in
-    the tile's own layout (each thread its pixels' channels, a warp's lanes 32 adjacent
-    pixels of one channel) instead of vectorising along the pixels and transposing the
-    result through shared memory (20 block barriers per program)."""
+    Per-pixel maps beside whole rows of channel-contiguous logits (``CH`` > 1): ``v`` always
+    (a per-pixel map, broadcast along the channels), and the target with ``ACROSS`` (an NCHW
+    mask beside channels_last logits). Their pixel strides are multiplied by ``opaque`` (1,
+    never specialised), so the compiler loads them in the tile's own layout (each thread its
+    pixels' channels, a warp's lanes 32 adjacent pixels of one channel) instead of
+    vectorising along the pixels and transposing the result through shared memory (16-26
+    block barriers per program, benchmarks/static.py)."""
     eps, gamma, tiny = load_params(params_ptr, ACC)
-    if ACROSS:
-        sts = sts * opaque
+    if CH > 1:
         svs = svs * opaque
+        if ACROSS:
+            sts = sts * opaque
     block = tl.program_id(0)
     n = tl.program_id(1).to(tl.int64)
     pixels = block * BLOCK + tl.arange(0, BLOCK)
