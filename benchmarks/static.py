@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import inspect
 import itertools
 import os
 import re
@@ -54,6 +55,15 @@ POINTER_TYPES = {torch.float64: "*fp64", torch.float32: "*fp32", torch.bfloat16:
 # class count, dtype and layout, not on the image size beyond one program; channels_last; call)
 CE = (lambda x, y, t: sl.cross_entropy(x, y, impl="triton", validate=False))
 DICE_CE = (lambda x, y, t: sl.dice_ce_loss(x, y, impl="triton", validate=False))
+SOFT_CE = (lambda x, y, t: sl.cross_entropy(x, t, impl="triton", validate=False))
+BCE_DICE = (lambda x, y, t: sl.dice_ce_loss(x, t, mode="multilabel", impl="triton",
+                                             validate=False))
+
+
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    return t.contiguous(memory_format=torch.channels_last)
+
+
 BCE = (lambda x, y, t: sl.binary_cross_entropy(x, t, mode="multilabel", impl="triton",
                                                validate=False))
 CASES = [
@@ -71,6 +81,15 @@ CASES = [
                                                     impl="triton", validate=False)),
     ("CE 2-D bf16 channels_last C=19", (1, 19, 256, 256), torch.bfloat16, True, CE),
     ("CE 2-D fp32 channels_last C=4", (1, 4, 256, 256), torch.float32, True, CE),
+    ("CE 2-D fp32 channels_last C=4, uint8 NCHW target", (1, 4, 256, 256), torch.float32, True,
+     SOFT_CE),
+    ("Dice+CE 2-D fp32 channels_last C=4", (1, 4, 256, 256), torch.float32, True, DICE_CE),
+    ("CE 2-D fp32 channels_last C=4, fp32 channels_last target", (1, 4, 256, 256),
+     torch.float32, True, lambda x, y, t: SOFT_CE(x, y, _rows(t.float()))),
+    ("BCE-Dice multilabel 2-D fp32 channels_last C=4, channels_last target", (1, 4, 256, 256),
+     torch.float32, True, lambda x, y, t: BCE_DICE(x, y, _rows(t))),
+    ("BCE-Dice multilabel 2-D bf16 channels_last C=19, channels_last target",
+     (1, 19, 256, 256), torch.bfloat16, True, lambda x, y, t: BCE_DICE(x, y, _rows(t))),
     ("BCE multilabel 2-D bf16 channels_last C=19", (1, 19, 256, 256), torch.bfloat16, True,
      BCE),
     ("BCE multilabel 2-D fp32 channels_last C=4", (1, 4, 256, 256), torch.float32, True, BCE),
@@ -119,10 +138,17 @@ class Recorder:
 
     def __init__(self, kernel, launches, zero=()):
         self.kernel, self.launches = kernel, launches
+        self.annotations = {name: parameter.annotation for name, parameter in
+                            inspect.signature(kernel.fn).parameters.items()}
         self.zero = [kernel.arg_names.index(name) for name in zero]
 
     def __getitem__(self, grid):
         def launch(*args, num_warps=4, **constants):
+            args = list(args)  # runtime arguments passed by name join the positional ones
+            for name in self.kernel.arg_names[len(args):]:
+                if name not in constants or "constexpr" in str(self.annotations[name]):
+                    break
+                args.append(constants.pop(name))
             self.launches.append((self.kernel, args, constants, num_warps))
             with _disable_current_modes():  # not the call's own work (benchmarks/host.py)
                 for index in self.zero:

@@ -45,6 +45,11 @@ CASES = [
     ("BCE multilabel 2-D fp32 channels_last C=4", (16, 4, 512, 1024), torch.float32, True,
      "bce", lambda x, y, t: sl.binary_cross_entropy(x, t, mode="multilabel", impl="triton",
                                                     validate=False)),
+    # a logits-shaped uint8 target (read like BCE's), NCHW beside channels_last logits
+    ("CE 2-D fp32 channels_last C=4 uint8 NCHW target", (16, 4, 512, 1024), torch.float32,
+     True, "bce", lambda x, y, t: sl.cross_entropy(x, t, impl="triton", validate=False)),
+    ("Dice+CE 2-D fp32 channels_last C=4", (16, 4, 512, 1024), torch.float32, True, "dice_ce",
+     lambda x, y, t: sl.dice_ce_loss(x, y, impl="triton", validate=False)),
     ("CE 2-D fp32 C=4", (16, 4, 512, 1024), torch.float32, False, "ce",
      lambda x, y, t: sl.cross_entropy(x, y, impl="triton", validate=False)),
     ("Dice+CE 2-D bf16 channels_last", (16, 19, 512, 1024), torch.bfloat16, True, "dice_ce",
@@ -145,6 +150,9 @@ def main() -> None:
     parser.add_argument("--pixel-tile", default=str(_common.PIXEL_TILE_VALUES),
                         help="PIXEL_TILE_VALUES values (0: NCHW logits walk the classes; "
                              "16, 32, ...: few classes are read in whole tiles)")
+    parser.add_argument("--whole-rows", default=str(int(_common.WHOLE_ROWS)),
+                        help="WHOLE_ROWS values (1: a row tile whose rows are one thread's "
+                             "16-byte vector reads labels and maps in its own layout)")
     parser.add_argument("--dense-rows", default=str(int(_common.DENSE_ROWS)),
                         help="DENSE_ROWS values (1: channels_last rows of a power-of-two C "
                              "read as one span; 0: per-class strides)")
@@ -186,6 +194,8 @@ def main() -> None:
               (_common, "PIXEL_TILE_VALUES"): ("pixel tile", values(args.pixel_tile)),
               (_common, "DENSE_ROWS"): ("dense rows",
                                         [bool(v) for v in values(args.dense_rows)]),
+              (_common, "WHOLE_ROWS"): ("whole rows",
+                                        [bool(v) for v in values(args.whole_rows)]),
               (_common, "HELD_VALUES"): ("held", values(args.held)),
               (_common, "HELD_STATS_VALUES"): ("held (statistics)", values(args.held_stats)),
               (_common, "STATS_BLOCK"): ("stats block", values(args.stats_block)),

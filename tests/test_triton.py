@@ -385,6 +385,48 @@ def test_nchw_target_beside_channels_last_logits(classes, loss_name, monkeypatch
     assert across and all(across), across
 
 
+@pytest.mark.parametrize("classes", [2, 4])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("target_layout", ["channels_last", "nchw"])
+@pytest.mark.parametrize("loss_name", ["cross_entropy", "dice_ce_loss"])
+def test_soft_target_beside_channels_last_logits(classes, dtype, target_layout, loss_name,
+                                                 monkeypatch):
+    """channels_last logits with a probability target: a channels_last target is read as rows
+    of C adjacent values (``DENSE_T``), an NCHW one across the rows, in the tile's own layout
+    when a thread holds whole rows (``WHOLE`` and ``ACROSS``: fp32 C=4, fp64 C=2), against
+    the torch path in float64."""
+    from seglosses.triton import softmax
+
+    seen, kernel = [], softmax._softmax_rows_kernel
+
+    class Spy:
+        def __getitem__(self, grid):
+            def launch(*args, **constants):
+                seen.append({k: constants[k] for k in ("DENSE_T", "WHOLE", "ACROSS")})
+                return kernel[grid](*args, **constants)
+            return launch
+
+    monkeypatch.setattr(softmax, "_softmax_rows_kernel", Spy())
+    shape = (2, classes, 5, 67)
+    generator = torch.Generator().manual_seed(6)
+    x = (torch.randn(shape, dtype=torch.float64, generator=generator) * 2).contiguous(
+        memory_format=torch.channels_last)
+    target = torch.softmax(torch.randn(shape, dtype=torch.float64, generator=generator), 1)
+    if target_layout == "channels_last":
+        target = target.contiguous(memory_format=torch.channels_last)
+    options = {"soft_label": True} if loss_name == "dice_ce_loss" else {}
+    (loss, grad), (ref, ref_grad) = _both(loss_name, x, target, options, dtype=dtype,
+                                          reference_dtype=torch.float64)
+    tolerance = 1e-10 if dtype == torch.float64 else 2e-5
+    np.testing.assert_allclose(loss.double().numpy(), ref.numpy(), rtol=tolerance,
+                               atol=tolerance)
+    assert_grad_close(grad.double().numpy(), ref_grad.numpy(), tolerance)
+    whole = classes * dtype.itemsize <= 16
+    expected = {"DENSE_T": target_layout == "channels_last", "WHOLE": whole,
+                "ACROSS": whole and target_layout == "nchw"}
+    assert seen and all(flags == expected for flags in seen), seen
+
+
 @pytest.mark.parametrize("classes", [2, 4, 8])
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("loss_name,options", [

@@ -77,21 +77,45 @@ def rows_vectorised(vector):
     return check
 
 
+def whole_rows(vector):
+    """The check of a tile whose rows are each one thread's 16-byte vector: besides
+    ``rows_vectorised``, the per-pixel values (labels, the target, the per-pixel loss) stay
+    in the tile's layout. A value moved between two layouts crosses shared memory, one or
+    two block barriers each; the two allowed are the loss total's reduction across warps
+    (one barrier or two, by triton version)."""
+    vectorised = rows_vectorised(vector)
+
+    def check(compiled):
+        barriers = compiled.asm["ptx"].count("bar.sync")
+        return vectorised(compiled) or (f"{barriers} block barriers" if barriers > 2 else None)
+
+    return check
+
+
 def dense_rows_jobs():
     """The row tiles of channels_last logits whose rows are 16 bytes (fp32 C=4, bf16 C=8), as
-    the JIT specialises them (unit class strides, aligned pointers and image strides)."""
+    the JIT specialises them (unit class strides, aligned pointers and image strides): with
+    uint8 labels, with a channels_last one-hot target (rows of C bytes) and with an NCHW one
+    (``ACROSS``)."""
     jobs = []
     aligned = ("x_ptr", "t_ptr", "dx_ptr", "sxn", "sdn", "stn", "S")
     for x_type, vector in (("*fp32", 4), ("*bf16", 8)):
         types = {"x_ptr": x_type, "dx_ptr": x_type, "t_ptr": "*u8"}
-        for grad in (2, 1):
+        for grad, (target, unit) in itertools.product(
+                (2, 1), [("labels", dict(sts=1)), ("rows", dict(stc=1)),
+                         ("nchw", dict(sts=1))]):
+            index = target == "labels"
             constants = dict(**softmax.flags(
-                index=True, has_v=False, has_scale=False, focal=False, pixel=2 if grad == 2 else 0,
-                stats=False, l1=False, grad=grad, has_g=False, has_coef=grad == 1),
-                ACC=tl.float32, BLOCK=1024 // vector, CP=vector, DENSE=True, sxc=1, sdc=1)
-            jobs.append((f"softmax dense rows x={x_type} C={vector} pass={grad}",
-                         softmax._softmax_rows_kernel, types, constants,
-                         dict(aligned=aligned, check=rows_vectorised(vector))))
+                index=index, has_v=False, has_scale=False, focal=False,
+                pixel=2 if grad == 2 else 0, stats=False, l1=False, grad=grad, has_g=False,
+                has_coef=grad == 1),
+                ACC=tl.float32, BLOCK=1024 // vector, CP=vector, DENSE=True,
+                DENSE_T=target == "rows", WHOLE=True, ACROSS=target == "nchw",
+                sxc=1, sdc=1, **unit)
+            jobs.append((f"softmax dense rows x={x_type} C={vector} target={target} "
+                         f"pass={grad}", softmax._softmax_rows_kernel, types, constants,
+                         dict(aligned=aligned + ("stc",) * (target == "nchw"),
+                              check=whole_rows(vector))))
         constants = dict(HAS_V=False, HAS_PW=False, HAS_NW=False, HAS_ALPHA=False, FOCAL=False,
                          PIXEL=2, STATS=False, L1=False, GRAD=2, HAS_G=False, HAS_COEF=False,
                          WANT_LOSS=True, LOSS_GRAD=True, IGNORE=0, UPSTREAM=False, ACC=tl.float32,
@@ -127,7 +151,8 @@ def pixel_tile_job(name, types, constants):
     aligned = ("x_ptr", "t_ptr", "dx_ptr", "sxn", "sxc", "sdn", "sdc", "stn", "stc", "S")
     return (f"softmax pixel tile C={classes} BLOCK={block} warps={warps} {name}",
             softmax._softmax_rows_kernel, types,
-            dict(constants, **unit, BLOCK=block, CP=padded, DENSE=False),
+            dict(constants, **unit, BLOCK=block, CP=padded, DENSE=False, DENSE_T=False,
+                 WHOLE=False, ACROSS=False),
             dict(num_warps=warps, aligned=aligned, check=classes_in_thread(vector)))
 
 
@@ -177,7 +202,8 @@ def variants():
             jobs.append(held_job(name, types, constants))
         if x_type != "*fp64":  # the row-tile kernel of class-contiguous logits
             jobs.append((f"softmax rows {name}", softmax._softmax_rows_kernel, types,
-                         dict(constants, BLOCK=64, CP=32, DENSE=False)))
+                         dict(constants, BLOCK=64, CP=32, DENSE=False, DENSE_T=False,
+                              WHOLE=False, ACROSS=False)))
         if x_type != "*fp64" and not focal:  # ... and of few pixel-contiguous classes
             jobs.append(pixel_tile_job(name, types, constants))
     for target_type, focal, (pixel, stats, grad, has_g, has_coef), channels in \

@@ -151,6 +151,18 @@ def dense_rows(t: torch.Tensor | None, axis: int, padded: int) -> bool:
         and (t.shape[3 - axis] == 1 or t.stride(3 - axis) == padded)))
 
 
+# a dense row tile whose rows are each one thread's 16-byte vector (fp32 C <= 4, bf16 C <= 8)
+# reads the per-pixel maps beside it in its own layout (softmax ``WHOLE``); False: as the
+# compiler likes (for A/B timing: `benchmarks/tune.py --whole-rows 0,1`)
+WHOLE_ROWS = True
+
+
+def whole_rows(x: torch.Tensor, axis: int, padded: int) -> bool:
+    """True when a row tile of ``x`` (a 3-D view, class-contiguous, ``padded`` classes a
+    row) gives each thread whole rows: one 16-byte vector or less per row."""
+    return WHOLE_ROWS and x.stride(axis) == 1 and padded * x.element_size() <= 16
+
+
 # pixel-contiguous logits (NCHW) with few classes can take the same row-tile kernel: each
 # logit is then read once instead of once per class walk. Triton lays a [pixels, classes] tile
 # out with the pixel axis across lanes and warps; the class axis stays inside each thread (its
@@ -312,14 +324,38 @@ def scale_in_place(grad: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 
 
 @triton.jit
+def _add3(a0, a1, a2, b0, b1, b2):
+    return a0 + b0, a1 + b1, a2 + b2
+
+
+@triton.jit
+def _add4(a0, a1, a2, a3, b0, b1, b2, b3):
+    return a0 + b0, a1 + b1, a2 + b2, a3 + b3
+
+
+@triton.jit
+def statistics_sums(v, p, t, L1: tl.constexpr):
+    """``Σ v p t, Σ v p, Σ v t`` and (``L1``; else the first sum again) ``Σ v |p - t|`` along
+    axis 0, as one reduction: the partial sums of all of them cross lanes and warps
+    together, one round trip through shared memory where separate sums make one each."""
+    vp = v * p
+    if L1:
+        tp, ps, ts, l1 = tl.reduce((vp * t, vp, v * t, v * tl.abs(p - t)), 0, _add4)
+    else:
+        tp, ps, ts = tl.reduce((vp * t, vp, v * t), 0, _add3)
+        l1 = tp
+    return tp, ps, ts, l1
+
+
+@triton.jit
 def store_statistics(part_ptr, slot, stride, v, p, t, L1: tl.constexpr):
     """One program's ``Σ v p t, Σ v p, Σ v t`` (and ``Σ v |p - t|``) at one (image, class)."""
-    vp = v * p
-    tl.store(part_ptr + slot, tl.sum(vp * t, axis=0))
-    tl.store(part_ptr + stride + slot, tl.sum(vp, axis=0))
-    tl.store(part_ptr + 2 * stride + slot, tl.sum(v * t, axis=0))
+    tp, ps, ts, l1 = statistics_sums(v, p, t, L1)
+    tl.store(part_ptr + slot, tp)
+    tl.store(part_ptr + stride + slot, ps)
+    tl.store(part_ptr + 2 * stride + slot, ts)
     if L1:
-        tl.store(part_ptr + 3 * stride + slot, tl.sum(v * tl.abs(p - t), axis=0))
+        tl.store(part_ptr + 3 * stride + slot, l1)
 
 
 @triton.jit

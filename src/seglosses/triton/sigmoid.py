@@ -44,6 +44,7 @@ from ._common import (
     sigmoid_geometry,
     softplus_sigmoid,
     statistics_slope,
+    statistics_sums,
     tile_at,
 )
 from .softmax import (
@@ -178,14 +179,12 @@ def _sigmoid_kernel(
                     loss_sum += v * bce
             if STATS:
                 slots = part_ptr + (n * C + channels) * P + block
-                vp = v * p
-                tl.store(slots, tl.sum(vp * t, axis=0)[None, :], mask=valid[None, :])
-                tl.store(slots + N * C * P, tl.sum(vp, axis=0)[None, :], mask=valid[None, :])
-                tl.store(slots + 2 * N * C * P, tl.sum(v * t, axis=0)[None, :],
-                         mask=valid[None, :])
+                tp, ps, ts, l1 = statistics_sums(v, p, t, L1)
+                tl.store(slots, tp[None, :], mask=valid[None, :])
+                tl.store(slots + N * C * P, ps[None, :], mask=valid[None, :])
+                tl.store(slots + 2 * N * C * P, ts[None, :], mask=valid[None, :])
                 if L1:
-                    tl.store(slots + 3 * N * C * P,
-                             tl.sum(v * tl.abs(p - t), axis=0)[None, :], mask=valid[None, :])
+                    tl.store(slots + 3 * N * C * P, l1[None, :], mask=valid[None, :])
             if GRAD != 0:
                 dx = tl.zeros([BLOCK, CH], ACC)
                 if GRAD == 2:

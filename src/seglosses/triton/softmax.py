@@ -65,9 +65,11 @@ from ._common import (
     row_tile,
     setup_fused,
     statistics_slope,
+    statistics_sums,
     stats_walk,
     store_statistics,
     tile_at,
+    whole_rows,
 )
 
 PIXEL_NONE, PIXEL_EACH, PIXEL_SUM = 0, 1, 2
@@ -514,12 +516,12 @@ def _softmax_stats_kernel(
         tl.store(pixel_ptr + block * N + n, tl.sum(total, axis=0))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["opaque"])
 def _softmax_rows_kernel(
         x_ptr, t_ptr, v_ptr, scale_ptr, g_ptr, coef_ptr, norm_ptr, pixel_ptr, part_ptr, dx_ptr,
         N, S, C, P,
         sxn, sxc, sxs, stn, stc, sts, svn, svs, sgn, sgs, sdn, sdc, sds,
-        params_ptr, ignore_ptr,
+        params_ptr, ignore_ptr, opaque,
         INDEX: tl.constexpr, IGNORE: tl.constexpr, HAS_V: tl.constexpr, HAS_SCALE: tl.constexpr,
         FOCAL: tl.constexpr, PIXEL: tl.constexpr, STATS: tl.constexpr, L1: tl.constexpr,
         GRAD: tl.constexpr, HAS_G: tl.constexpr, HAS_COEF: tl.constexpr,
@@ -527,13 +529,35 @@ def _softmax_rows_kernel(
         SUMS: tl.constexpr, SMOOTH: tl.constexpr, UPSTREAM: tl.constexpr, ACC: tl.constexpr,
         BLOCK: tl.constexpr,
         CP: tl.constexpr,
-        DENSE: tl.constexpr):
+        DENSE: tl.constexpr,
+        DENSE_T: tl.constexpr,
+        WHOLE: tl.constexpr,
+        ACROSS: tl.constexpr):
     """The same computation from one read of a ``[BLOCK pixels, CP ≥ C classes]`` tile: for
     class-contiguous logits (channels_last, class_dim=-1) the tile is read row by row, so
     every access is contiguous (per-class loads would stride by C elements); for few
     pixel-contiguous classes (``_common.pixel_tile``) it is read column by column, once,
     where the class loop reads every logit twice. The class reductions are row reductions;
-    the statistics are column sums, one per quantity."""
+    the statistics are column sums, one per quantity. ``DENSE`` / ``DENSE_T``: the logits
+    and dX / a dense target are rows of exactly CP adjacent values (``tile_at``).
+
+    ``WHOLE``: each row of the (class-contiguous, dense) tile is one thread's 16-byte vector,
+    so a thread holds whole pixels. The per-pixel maps beside it (an index map, v, the
+    upstream gradient per pixel, the per-pixel loss) and, with ``ACROSS``, a dense target
+    whose classes are not contiguous (NCHW beside channels_last logits) are then addressed
+    with their pixel strides times ``opaque`` (1, never specialised): the compiler keeps
+    them in the tile's own layout (a thread's rows) instead of vectorising them along the
+    pixels and moving every value between the two layouts through shared memory (fp32 C=4
+    with uint8 labels: 11 block barriers per program -> 1, benchmarks/static.py). Where a
+    row spans lanes, the tile's per-pixel layout repeats each pixel over them, no plain
+    load has that layout, and the opaque stride only costs instructions."""
+    sps = 1
+    if WHOLE:
+        svs = svs * opaque
+        sgs = sgs * opaque
+        sps = opaque
+        if INDEX or ACROSS:
+            sts = sts * opaque
     eps, gamma, tiny = load_params(params_ptr, ACC)
     block = tl.program_id(0)
     n = tl.program_id(1).to(tl.int64)
@@ -563,8 +587,9 @@ def _softmax_rows_kernel(
         v = tl.where(invalid, float("nan"), tl.where(dropped, 0.0, v))
         t = (raw.to(tl.int32)[:, None] == classes[None, :]).to(ACC)
     else:
-        t = tl.load(t_ptr + n * stn + pixels[:, None] * sts + classes[None, :] * stc,
-                    mask=tile, other=0.0).to(ACC)
+        t_at, t_mask = tile_at(t_ptr, n, stn, sts, stc, pixels[:, None], classes[None, :],
+                               inside, tile, CP, DENSE_T)
+        t = tl.load(t_at, mask=t_mask, other=0.0).to(ACC)
     t = tl.where(valid[None, :], t, 0.0)
     if GRAD == 2:
         g = inverse_normaliser(norm_ptr, ACC)
@@ -588,7 +613,7 @@ def _softmax_rows_kernel(
         if WANT_LOSS:
             loss = v * tl.sum(term, axis=1)
             if PIXEL == 1:
-                tl.store(pixel_ptr + n * S + pixels, loss, mask=inside)
+                tl.store(pixel_ptr + n * S + pixels * sps, loss, mask=inside)
             if PIXEL == 2:
                 total = tl.sum(loss, axis=0)
                 if GRAD == 2:  # the loss divided by its normaliser
@@ -596,13 +621,12 @@ def _softmax_rows_kernel(
                 tl.store(pixel_ptr + block * N + n, total)
     if STATS:
         slots = part_ptr + (n * C + classes) * P + block
-        vp = v[:, None] * p
-        tl.store(slots, tl.sum(vp * t, axis=0), mask=valid)
-        tl.store(slots + N * C * P, tl.sum(vp, axis=0), mask=valid)
-        tl.store(slots + 2 * N * C * P, tl.sum(v[:, None] * t, axis=0), mask=valid)
+        tp, ps, ts, l1 = statistics_sums(v[:, None], p, t, L1)
+        tl.store(slots, tp, mask=valid)
+        tl.store(slots + N * C * P, ps, mask=valid)
+        tl.store(slots + 2 * N * C * P, ts, mask=valid)
         if L1:
-            tl.store(slots + 3 * N * C * P, tl.sum(v[:, None] * tl.abs(p - t), axis=0),
-                     mask=valid)
+            tl.store(slots + 3 * N * C * P, l1, mask=valid)
     if GRAD != 0:
         if HAS_COEF:
             r += v[:, None] * p * statistics_slope(coef_ptr, n, N, C, classes[None, :],
@@ -680,9 +704,12 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
             kernel, shape = _softmax_stats_kernel, dict(BLOCK=block, SUB=step, HELD=held,
                                                         num_warps=warps)
         elif tile:
+            dense_tile = dense_rows(x, axis, padded) and dense_rows(dx, axis, padded)
+            whole = dense_tile and whole_rows(x, axis, padded)
             kernel, shape = _softmax_rows_kernel, dict(
-                BLOCK=block, CP=padded, num_warps=warps,
-                DENSE=dense_rows(x, axis, padded) and dense_rows(dx, axis, padded))
+                BLOCK=block, CP=padded, num_warps=warps, DENSE=dense_tile, WHOLE=whole,
+                DENSE_T=dense is not None and dense_rows(dense, axis, padded),
+                ACROSS=whole and dense is not None and stc != 1, opaque=1)
         kernel[(programs, n)](
             x, target, holder if v is None else v, holder if scale is None else scale,
             holder if grad_pixel is None else grad_pixel,
