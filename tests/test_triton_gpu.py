@@ -57,6 +57,41 @@ def test_large_shapes_match_the_torch_path(loss_name, options, dtype, channels_l
     assert_grad_close(grad.float().cpu().numpy(), ref_grad.cpu().numpy(), tolerance)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("target_kind", ["labels", "nchw one-hot", "channels_last soft"])
+@pytest.mark.parametrize("loss_name", ["cross_entropy", "dice_ce_loss"])
+def test_whole_row_tiles_match_the_torch_path(loss_name, target_kind, dtype):
+    """channels_last logits with C=4: each row is one thread's vector or less, so the labels
+    or the target beside them are read in the tile's own layout (WHOLE / ACROSS /
+    DENSE_T in the row-tile kernel), with a partial last block."""
+    generator = torch.Generator(device="cuda").manual_seed(1)
+    x = torch.randn(3, 4, 129, 257, device="cuda", generator=generator, dtype=dtype) * 3
+    x = x.contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, 4, (3, 129, 257), device="cuda", generator=generator,
+                           dtype=torch.uint8)
+    options = {}
+    if target_kind == "labels":
+        labels[:, ::5] = 255
+        target, reference_target, options = labels, labels.long(), {"ignore_index": 255}
+    elif target_kind == "nchw one-hot":
+        target = torch.nn.functional.one_hot(labels.long(), 4).permute(0, 3, 1, 2).to(
+            torch.uint8).contiguous()
+        reference_target = target.float()
+    else:
+        target = torch.softmax(torch.randn(x.shape, device="cuda", generator=generator), 1)
+        target = target.contiguous(memory_format=torch.channels_last)
+        reference_target = target
+    if loss_name == "dice_ce_loss" and target_kind != "labels":
+        options["soft_label"] = True
+    fn = getattr(sl, loss_name)
+    value, grad = _grad_of(fn, x, target, impl="triton", upstream=0.7, **options)
+    reference, ref_grad = _grad_of(fn, x.float(), reference_target, impl="torch",
+                                   upstream=0.7, **options)
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-2
+    torch.testing.assert_close(value.float(), reference, rtol=tolerance, atol=1e-6)
+    assert_grad_close(grad.float().cpu().numpy(), ref_grad.cpu().numpy(), tolerance)
+
+
 def test_multilabel_bce_dice_on_cuda():
     x = torch.randn(2, 5, 64, 96, device="cuda")
     target = torch.randint(0, 2, x.shape, device="cuda", dtype=torch.uint8)
