@@ -143,6 +143,7 @@ CASES = [
     Case("focal_loss", "index_ignore", options={"gamma": 0.5, "alpha": [0.2, 0.3, 0.5]}),
     Case("focal_loss", "index", options={"alpha": 0.25, "label_smoothing": 0.1,
                                           "class_weights": W3}),
+    Case("focal_loss", "index", options={"alpha": 0.25}),  # a scalar α alone: C equal weights
     Case("focal_loss", "soft", options={"gamma": 1.5}, pixel_weights=True),
     Case("focal_loss", "index", probabilities=True, options={"reduction": "sum"}),
     Case("focal_loss", "binary_float", (2, 1, 4, 5), options={"alpha": 0.25}),

@@ -385,6 +385,28 @@ def test_nchw_target_beside_channels_last_logits(classes, loss_name, monkeypatch
     assert across and all(across), across
 
 
+@pytest.mark.parametrize("loss_name,options", [
+    ("cross_entropy", {"mode": "multiclass", "class_weights": "strided"}),
+    ("focal_loss", {"mode": "multiclass", "alpha": "strided"}),
+    ("binary_cross_entropy", {"mode": "multilabel", "pos_weight": "strided"}),
+    ("focal_loss", {"mode": "multilabel", "alpha": "strided"}),
+])
+def test_strided_class_vectors(loss_name, options):
+    """A per-class vector given as a strided view (every other entry of a longer tensor) is
+    read by the kernels as C adjacent values only after a copy; each entry is distinct, so
+    reading the wrong ones shows."""
+    shape = (2, 3, 5, 7)
+    x = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    vector = torch.tensor([0.5, 0.9, 0.1, 0.9, 0.25, 0.9], dtype=torch.float64)[::2]
+    assert not vector.is_contiguous()
+    options = {k: vector if v == "strided" else v for k, v in options.items()}
+    target = (_labels(shape[:1] + shape[2:], 3, torch.uint8) if options["mode"] == "multiclass"
+              else _labels(shape, 2, torch.uint8))
+    (loss, grad), (ref, ref_grad) = _both(loss_name, x, target, options)
+    np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-10, atol=1e-12)
+    assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
+
+
 @pytest.mark.parametrize("classes", [2, 4])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("target_layout", ["channels_last", "nchw"])

@@ -101,7 +101,8 @@ def _sigmoid_operands(problem: Sigmoid, alpha):
     for value in (problem.positive_weights, problem.negative_weights, alpha):
         if value is not None:
             value = torch.as_tensor(value, dtype=dtype, device=x.device).reshape(-1)
-            value = value.expand(channels).contiguous() if value.numel() == 1 else value
+            # the kernel reads C adjacent values: a scalar is spread, a strided view copied
+            value = (value.expand(channels) if value.numel() == 1 else value).contiguous()
         vectors.append(value)
     return x, axis, target, v, vectors
 

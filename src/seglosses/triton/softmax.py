@@ -656,6 +656,8 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
     """Run the kernel once; returns ``(pixel, stats, dx)`` (each None when not asked).
     ``ignore``: the labels of ``labels`` whose pixels the kernel leaves out."""
     ignore = comparable_ignore(ignore, labels)
+    if scale is not None:  # the kernels read C adjacent values (a focal α may be expanded)
+        scale = scale.contiguous()
     n = x.shape[0]
     num_classes = x.shape[axis]
     spatial = x.shape[3 - axis]
