@@ -390,6 +390,10 @@ def test_nchw_target_beside_channels_last_logits(classes, loss_name, monkeypatch
     ("focal_loss", {"mode": "multiclass", "alpha": "strided"}),
     ("binary_cross_entropy", {"mode": "multilabel", "pos_weight": "strided"}),
     ("focal_loss", {"mode": "multilabel", "alpha": "strided"}),
+    ("dice_loss", {"mode": "multiclass", "class_weights": "strided"}),
+    ("dice_ce_loss", {"mode": "multiclass", "class_weights": "strided"}),
+    ("jaccard_loss", {"mode": "multilabel", "class_weights": "strided"}),
+    ("dice_ce_loss", {"mode": "multilabel", "class_weights": "strided"}),
 ])
 def test_strided_class_vectors(loss_name, options):
     """A per-class vector given as a strided view (every other entry of a longer tensor) is

@@ -157,6 +157,8 @@ def finalize(tp, ps, ts, l1, *, class_weights, has_pixels, ce, ce_normaliser, al
     holder = out
     if has_pixels is not None:
         has_pixels = has_pixels.to(dtype).contiguous()
+    if class_weights is not None:  # read as C adjacent values
+        class_weights = class_weights.contiguous()
     _finalize_kernel[(1,)](
         tp, ps, ts, holder if l1 is None else l1,
         holder if class_weights is None else class_weights,
