@@ -117,6 +117,9 @@ CASES = [
     Case("cross_entropy", "index_ignore_inside"),
     Case("cross_entropy", "index", options={"reduction": "sum"}, mask=True, pixel_weights=True),
     Case("cross_entropy", "index_ignore", options={"reduction": "none"}, pixel_weights=True),
+    # a batch strategy beside pixel weights and no mask: frequencies count pixels, not weights
+    Case("cross_entropy", "index", options={"class_weights": "inverse_frequency"},
+         pixel_weights=True),
     Case("cross_entropy", "onehot", options={"class_weights": W3}),
     Case("cross_entropy", "soft", options={"label_smoothing": 0.1, "class_weights": W3},
          mask=True),
@@ -189,6 +192,8 @@ CASES = [
                                             "aggregate": "batch", "reduction": "sum"},
          pixel_weights=True),
     Case("dice_ce_loss", "soft", options={"soft_label": True, "class_weights": W3}, mask=True),
+    Case("dice_ce_loss", "index_ignore", options={"class_weights": "median_frequency"},
+         pixel_weights=True),
     Case("dice_ce_loss", "index_ignore", class_dim=-1, options={"absent": "exclude"}),
     Case("dice_ce_loss", "index", probabilities=True),
     Case("dice_ce_loss", "binary", (2, 1, 4, 5), options={"pos_weight": [3.0]}),

@@ -362,8 +362,12 @@ def _native_index(function, x, axis, flat, ignore, mask, pixel_weights, class_we
         weighted, invalid, total = label_totals(flat, v, ignore, num_classes, dtype)
         sums = LabelSums(weighted, weighted, invalid, total)
     else:  # the class frequencies count the mask without pixel weights: a second sum then
-        counting = m if isinstance(class_weights, str) and pw is not None else None
-        sums = LabelSums(*label_sums(flat, v, counting, ignore, num_classes, dtype))
+        frequencies = isinstance(class_weights, str) and pw is not None
+        weighted, counted, invalid = label_sums(flat, v, m if frequencies else None, ignore,
+                                                num_classes, dtype)
+        if frequencies and m is None:  # pixels counted, not weighted: the labels' histogram
+            counted = label_sums(flat, None, None, ignore, num_classes, dtype)[0]
+        sums = LabelSums(weighted, counted, invalid)
     if checking and bool(sums.invalid.any()):  # the torch path's check finds them and raises
         _index_labels(function, flat, ignore, num_classes, True, True, dtype)
     weights = _multiclass_weights(function, class_weights, lambda: sums.counted.sum(0),
