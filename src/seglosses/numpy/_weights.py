@@ -118,6 +118,12 @@ def resolve_class_weights(name, class_weights, prepared, beta):
                 f"{name}: class_weights must be a length-{n_classes} sequence or one of "
                 f"{STRATEGIES}; got {class_weights!r}."
             )
+        if class_weights != "balanced" and prepared.mode != "multiclass":
+            raise ValueError(
+                f"{name}: class_weights must be a length-{n_classes} sequence or 'balanced' "
+                f"for mode={prepared.mode!r} (the frequency strategies are for multiclass "
+                f"mode); got {class_weights!r}."
+            )
         sum_axes = tuple(a for a in range(prepared.t.ndim) if a != 1)
         positives = np.sum(prepared.valid * prepared.t, axis=sum_axes)
         if class_weights == "balanced":
