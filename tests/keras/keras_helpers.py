@@ -19,14 +19,20 @@ def keras_case(case, seed=0):
     ``(x, target, kwargs)`` of the case as generated, for the oracle and the torch front.
     """
     x, target, kwargs = make_case(case, seed)
-    original = (x, target, dict(kwargs))
+    return (*keras_layout(x, target, kwargs), (x, target, dict(kwargs)))
+
+
+def keras_layout(x: np.ndarray, target: np.ndarray, kwargs: dict):
+    """``(x, target, kwargs)`` with the class axis (``kwargs["class_dim"]``, 1 when absent)
+    moved to -1; a target of the logits' shape moves with them."""
+    kwargs = dict(kwargs)
     class_dim = kwargs.pop("class_dim", 1)
     if class_dim % x.ndim != x.ndim - 1:
         if target.ndim == x.ndim:
             target = np.moveaxis(target, class_dim, -1)
         x = np.moveaxis(x, class_dim, -1)
     kwargs["class_dim"] = -1
-    return x, target, kwargs, original
+    return x, target, kwargs
 
 
 def tensor(value, dtype="float32"):

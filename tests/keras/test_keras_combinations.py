@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from keras_helpers import BACKEND, numpy, tensor
+from keras_helpers import BACKEND, keras_layout, numpy, tensor
 
 import seglosses.keras as slk
 import seglosses.numpy as oracle
@@ -20,18 +20,6 @@ SEEDS = range(0, 200, 3) if BACKEND == "jax" else range(200)
 
 def _numpy_options(options):
     return {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in options.items()}
-
-
-def _keras_layout(x, target, options):
-    """The class axis moved to -1, as Keras takes it."""
-    options = dict(options)
-    class_dim = options.pop("class_dim", 1)
-    if class_dim % x.ndim != x.ndim - 1:
-        if target.ndim == x.ndim:
-            target = np.moveaxis(target, class_dim, -1)
-        x = np.moveaxis(x, class_dim, -1)
-    options["class_dim"] = -1
-    return np.ascontiguousarray(x), np.ascontiguousarray(target), options
 
 
 def _outcome(call):
@@ -48,9 +36,10 @@ def test_random_combination_matches_the_oracle(seed):
     x = x.astype(np.float32).astype(np.float64)  # the values Keras sees
     expected = _outcome(lambda: np.asarray(
         getattr(oracle, name)(x, target, mode=mode, **options), dtype=np.float64))
-    kx, kt, koptions = _keras_layout(x, target, options)
+    kx, kt, koptions = keras_layout(x, target, options)
     got = _outcome(lambda: numpy(getattr(slk, name)(
-        tensor(kt), tensor(kx), mode=mode, **{k: tensor(v) for k, v in koptions.items()})))
+        tensor(np.ascontiguousarray(kt)), tensor(np.ascontiguousarray(kx)), mode=mode,
+        **{k: tensor(v) for k, v in koptions.items()})))
     if isinstance(expected, str) or isinstance(got, str):
         assert got == expected, (name, mode, options)
         return
