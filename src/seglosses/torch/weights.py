@@ -11,8 +11,7 @@ from .._weights import balanced_weights, strategy_weights
 def static_class_weights(function: str, weights, num_classes: int, device, dtype, *,
                          check: bool = True, argument: str = "class_weights",
                          allow_zero_sum: bool = False) -> torch.Tensor:
-    """A length-C sequence or tensor → a contiguous (C,) tensor on ``device``, checked (the
-    Triton kernels read it as C adjacent values: a strided view is copied)."""
+    """A length-C sequence or tensor → a (C,) tensor on ``device``, checked."""
     if isinstance(weights, torch.Tensor):
         if weights.ndim != 1:
             raise fail(function, argument, f"be a 1-D tensor of length C={num_classes}",
@@ -20,7 +19,7 @@ def static_class_weights(function: str, weights, num_classes: int, device, dtype
         if weights.is_complex() or weights.dtype == torch.bool:
             raise fail(function, argument, "be a real tensor", f"dtype {weights.dtype}",
                        error=TypeError)
-        tensor = weights.to(device=device, dtype=dtype).contiguous()
+        tensor = weights.to(device=device, dtype=dtype)
         if check or weights.device.type == "cpu":
             check_weight_values(function, argument, weights.detach().cpu().double().tolist(),
                                 num_classes, allow_zero_sum=allow_zero_sum)
