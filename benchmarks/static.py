@@ -21,6 +21,7 @@ Times come from ``benchmarks/gpu.py`` and ``benchmarks/tune.py`` on a GPU.
     TRITON_INTERPRET=0 python benchmarks/static.py --pixel-tile 0 --case "fp32 channels_last"
     TRITON_INTERPRET=0 python benchmarks/static.py --pixel-tile 0 --held 0,40
     TRITON_INTERPRET=0 python benchmarks/static.py --pixel-tile 0 --held-stats 0,96 --case Dice
+    TRITON_INTERPRET=0 python benchmarks/static.py --pixel-tile 0 --walk-odd-rows 0,1 --case C=19
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ CASES = [
      False, lambda x, y, t: sl.binary_cross_entropy(x, t, mode="multilabel", ignore_index=255,
                                                     impl="triton", validate=False)),
     ("CE 2-D bf16 channels_last C=19", (1, 19, 256, 256), torch.bfloat16, True, CE),
+    ("Dice+CE 2-D bf16 channels_last C=19", (1, 19, 256, 256), torch.bfloat16, True, DICE_CE),
     ("CE 2-D fp32 channels_last C=4", (1, 4, 256, 256), torch.float32, True, CE),
     ("CE 2-D fp32 channels_last C=4, uint8 NCHW target", (1, 4, 256, 256), torch.float32, True,
      SOFT_CE),
@@ -247,18 +249,22 @@ def main() -> None:
     parser.add_argument("--held-stats", default=str(_common.HELD_STATS_VALUES),
                         help="HELD_STATS_VALUES settings to compare (0: a statistics pass "
                              "walks the classes from memory)")
+    parser.add_argument("--walk-odd-rows", default=str(int(_common.WALK_ODD_ROWS)),
+                        help="WALK_ODD_ROWS settings to compare (1: channels_last rows of a "
+                             "class count that is not a power of two take the class walk)")
     parser.add_argument("--smoke", action="store_true", help="one tiny case")
     parser.add_argument("--case", default="", help="only the cases whose name contains this")
     args = parser.parse_args()
     if kernels.interpreting():
         parser.error("run with TRITON_INTERPRET=0: the kernels are compiled, not interpreted")
-    defaults = _common.PIXEL_TILE_VALUES, _common.HELD_VALUES, _common.HELD_STATS_VALUES
+    defaults = (_common.PIXEL_TILE_VALUES, _common.HELD_VALUES, _common.HELD_STATS_VALUES,
+                _common.WALK_ODD_ROWS)
     print(f"sm_90 via triton {triton.__version__}, torch {torch.__version__}; registers are per "
           "thread (255 at most; local memory > 0 is a spill)")
-    print("| case | pixel tile | held | launch | kernel | BLOCK | warps | registers | local B "
-          "| shared B | global loads (count×bits) | barriers | SASS instructions (MUFU) "
-          "| per held logit | class axis |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| case | pixel tile | walk odd rows | held | launch | kernel | BLOCK | warps "
+          "| registers | local B | shared B | global loads (count×bits) | barriers "
+          "| SASS instructions (MUFU) | per held logit | class axis |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, shape, dtype, channels_last, call in SMOKE if args.smoke else CASES:
         if args.case not in name:
             continue
@@ -269,17 +275,18 @@ def main() -> None:
         y = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=generator,
                           dtype=torch.uint8)
         t = torch.randint(0, 2, shape, generator=generator, dtype=torch.uint8)
-        for tile, held, held_stats in itertools.product(
+        for tile, held, held_stats, walk in itertools.product(
                 [int(v) for v in args.pixel_tile.split(",")],
                 [int(v) for v in args.held.split(",")],
-                [int(v) for v in args.held_stats.split(",")]):
+                [int(v) for v in args.held_stats.split(",")],
+                [bool(int(v)) for v in args.walk_odd_rows.split(",")]):
             _common.PIXEL_TILE_VALUES, _common.HELD_VALUES = tile, held
-            _common.HELD_STATS_VALUES = held_stats
+            _common.HELD_STATS_VALUES, _common.WALK_ODD_ROWS = held_stats, walk
             try:
                 launches = record(call, x, y, t)
             finally:
                 (_common.PIXEL_TILE_VALUES, _common.HELD_VALUES,
-                 _common.HELD_STATS_VALUES) = defaults
+                 _common.HELD_STATS_VALUES, _common.WALK_ODD_ROWS) = defaults
             for index, (kernel, arguments, constants, warps) in enumerate(launches):
                 seen = examine(kernel, arguments, constants, warps)
                 # straight-line code only (a statistics walk loops over its steps)
@@ -287,7 +294,8 @@ def main() -> None:
                     1, constants.get("BLOCK", 1) // (32 * warps))
                 per_value = (f"{seen['instructions'] / held_values:.1f} "
                              f"({seen['mufu'] / held_values:.1f})" if held_values else "-")
-                print(f"| {name} | {tile} | {constants.get('HELD', '-')} | {index} | "
+                print(f"| {name} | {tile} | {int(walk)} | {constants.get('HELD', '-')} | "
+                      f"{index} | "
                       f"{kernel.__name__} | "
                       f"{constants.get('BLOCK', '-')} | {warps} | {seen['registers']} | "
                       f"{seen['local']} | {seen['shared']} | {seen['loads']} | "

@@ -9,6 +9,8 @@ kernels one call launches and their time, to show what outside the main kernel c
     python benchmarks/tune.py --blocks 512,1024 --warps 4,8 --profile
     python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --pixel-tile 0,16,32
     python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --dense-rows 0,1
+    python benchmarks/tune.py --blocks 512,1024 --warps 4 --unroll 1,2 --walk-odd-rows 0,1 \
+        --cases "CE 2-D bf16 channels_last,BCE multilabel 2-D bf16 channels_last"
     python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --held 0,20,40,80 --held-stats 0,96
     python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --stats-block 512,1024 \
         --stats-pixels 1,2,4
@@ -153,6 +155,9 @@ def main() -> None:
     parser.add_argument("--whole-rows", default=str(int(_common.WHOLE_ROWS)),
                         help="WHOLE_ROWS values (1: a row tile whose rows are one thread's "
                              "16-byte vector reads labels and maps in its own layout)")
+    parser.add_argument("--walk-odd-rows", default=str(int(_common.WALK_ODD_ROWS)),
+                        help="WALK_ODD_ROWS values (1: channels_last rows of a class count "
+                             "that is not a power of two take the class walk; 0: row tiles)")
     parser.add_argument("--dense-rows", default=str(int(_common.DENSE_ROWS)),
                         help="DENSE_ROWS values (1: channels_last rows of a power-of-two C "
                              "read as one span; 0: per-class strides)")
@@ -196,6 +201,8 @@ def main() -> None:
                                         [bool(v) for v in values(args.dense_rows)]),
               (_common, "WHOLE_ROWS"): ("whole rows",
                                         [bool(v) for v in values(args.whole_rows)]),
+              (_common, "WALK_ODD_ROWS"): ("walk odd rows",
+                                           [bool(v) for v in values(args.walk_odd_rows)]),
               (_common, "HELD_VALUES"): ("held", values(args.held)),
               (_common, "HELD_STATS_VALUES"): ("held (statistics)", values(args.held_stats)),
               (_common, "STATS_BLOCK"): ("stats block", values(args.stats_block)),

@@ -64,11 +64,16 @@ def test_case_table_float64(case):
     assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
 
 
+@pytest.mark.parametrize("walk_odd_rows", [False, True])
 @pytest.mark.parametrize("case", [c for c in LOGIT_CASES if len(c.shape) >= 3],
                          ids=lambda c: c.id)
-def test_case_table_class_contiguous(case):
+def test_case_table_class_contiguous(case, walk_odd_rows, monkeypatch):
     """The same table with the class axis innermost in memory (channels_last): the softmax
-    losses then take the row-tile kernel."""
+    losses then take the row-tile kernel, or with ``WALK_ODD_ROWS`` and a class count
+    that is not a power of two, the class walk over strided pixels (``STRIDED``)."""
+    from seglosses.triton import _common
+
+    monkeypatch.setattr(_common, "WALK_ODD_ROWS", walk_odd_rows)
     x, target, kwargs = make_case(case)
     class_dim = kwargs.get("class_dim", 1)
     x = to_torch(x).movedim(class_dim, -1).contiguous().movedim(-1, class_dim)
@@ -488,6 +493,73 @@ def test_dense_rows(classes, batch, loss_name, options, monkeypatch):
     assert taken and all(taken), taken
 
 
+@pytest.mark.parametrize("classes", [3, 19])
+@pytest.mark.parametrize("loss_name,options,target_kind", [
+    ("cross_entropy", {"mode": "multiclass", "ignore_index": 255, "label_smoothing": 0.1},
+     "labels"),
+    ("cross_entropy", {"mode": "multiclass", "class_weights": "inverse_frequency",
+                       "reduction": "none"}, "labels"),
+    ("focal_loss", {"mode": "multiclass", "gamma": 2.0, "pixel_weights": True}, "labels"),
+    ("cross_entropy", {"mode": "multiclass"}, "soft nchw"),
+    ("cross_entropy", {"mode": "multiclass", "reduction": "sum"}, "soft channels_last"),
+    ("dice_ce_loss", {"mode": "multiclass", "ignore_index": 255}, "labels"),
+    ("dice_loss", {"mode": "multiclass", "pixel_weights": True}, "labels"),
+    ("binary_cross_entropy", {"mode": "multilabel", "pos_weight": True}, "mask nchw"),
+    ("dice_loss", {"mode": "multilabel"}, "mask channels_last"),
+])
+def test_odd_rows_take_the_class_walk(classes, loss_name, options, target_kind, monkeypatch):
+    """``WALK_ODD_ROWS``: channels_last logits whose class count is not a power of two
+    take the class walk (softmax: ``STRIDED``, the maps beside the logits read one pixel per
+    thread; sigmoid: one channel at a time), never the row tile, and match the torch path in
+    float64 with every kind of target and per-pixel map."""
+    from seglosses.triton import _common, sigmoid, softmax
+
+    monkeypatch.setattr(_common, "WALK_ODD_ROWS", True)
+    seen = []
+
+    def spy(module, name):
+        kernel = getattr(module, name)
+
+        class Spy:
+            def __getitem__(self, grid):
+                def launch(*args, **constants):
+                    seen.append((name, constants.get("STRIDED"), constants.get("CH")))
+                    return kernel[grid](*args, **constants)
+                return launch
+
+        monkeypatch.setattr(module, name, Spy())
+
+    for module, name in ((softmax, "_softmax_kernel"), (softmax, "_softmax_stats_kernel"),
+                         (softmax, "_softmax_rows_kernel"), (sigmoid, "_sigmoid_kernel")):
+        spy(module, name)
+    shape = (2, classes, 5, 67)  # 335 pixels: several programs, the last one partial
+    generator = torch.Generator().manual_seed(classes)
+    x = (torch.randn(shape, dtype=torch.float64, generator=generator) * 2).contiguous(
+        memory_format=torch.channels_last)
+    options = dict(options)
+    if options.pop("pixel_weights", False):
+        options["pixel_weights"] = torch.rand((2, 5, 67), dtype=torch.float64,
+                                              generator=generator)
+    if options.pop("pos_weight", False):
+        options["pos_weight"] = torch.rand(classes, dtype=torch.float64, generator=generator) + 0.5
+    if target_kind == "labels":
+        target = _labels((2, 5, 67), classes, torch.uint8)
+        if "ignore_index" in options:
+            target[..., ::7] = 255
+    elif target_kind.startswith("soft"):
+        target = torch.softmax(torch.randn(shape, dtype=torch.float64, generator=generator), 1)
+    else:
+        target = _labels(shape, 2, torch.uint8)
+    if target_kind.endswith("channels_last"):
+        target = target.contiguous(memory_format=torch.channels_last)
+    (loss, grad), (ref, ref_grad) = _both(loss_name, x, target, options)
+    np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-10, atol=1e-12)
+    assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
+    assert seen and all(name != "_softmax_rows_kernel" for name, _, _ in seen), seen
+    assert all(strided for name, strided, _ in seen if name.startswith("_softmax")), seen
+    assert all(channels == 1 for name, _, channels in seen if name == "_sigmoid_kernel"), seen
+
+
 @pytest.mark.parametrize("loss_name,mode", [("cross_entropy", "multiclass"),
                                             ("dice_ce_loss", "multiclass"),
                                             ("binary_cross_entropy", "multilabel")])
@@ -726,13 +798,14 @@ def test_static_report_runs():
                           text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line.split(" | ") for line in done.stdout.splitlines() if "_kernel" in line]
-    # | case | pixel tile | held | launch | kernel | BLOCK | warps | registers | local B | ...
-    kernels_seen = {(row[1], row[2], row[4]) for row in rows}
+    # | case | pixel tile | walk odd rows | held | launch | kernel | BLOCK | warps | registers
+    # | local B | ...
+    kernels_seen = {(row[1], row[3], row[5]) for row in rows}
     assert ("0", "4", "_softmax_kernel") in kernels_seen  # the 4 classes held in registers
     assert ("32", "-", "_softmax_rows_kernel") in kernels_seen
     for row in rows:
-        assert row[8] == "0", row  # no spill
-    tile = next(row for row in rows if row[4] == "_softmax_rows_kernel")
+        assert row[9] == "0", row  # no spill
+    tile = next(row for row in rows if row[5] == "_softmax_rows_kernel")
     assert tile[-1].startswith("in thread"), tile  # no split
 
 

@@ -92,6 +92,38 @@ def test_whole_row_tiles_match_the_torch_path(loss_name, target_kind, dtype):
     assert_grad_close(grad.float().cpu().numpy(), ref_grad.cpu().numpy(), tolerance)
 
 
+@pytest.mark.parametrize("walk", [False, True])
+@pytest.mark.parametrize("loss_name,mode", [("cross_entropy", "multiclass"),
+                                            ("dice_ce_loss", "multiclass"),
+                                            ("binary_cross_entropy", "multilabel")])
+def test_odd_channels_last_rows_match_the_torch_path(loss_name, mode, walk, monkeypatch):
+    """channels_last bf16 logits with C=19 (38-byte rows) in the row tile and, with
+    ``WALK_ODD_ROWS``, in the class walk over strided pixels (``STRIDED``), with a partial
+    last block and an NCHW target beside them."""
+    from seglosses.triton import _common
+
+    monkeypatch.setattr(_common, "WALK_ODD_ROWS", walk)
+    generator = torch.Generator(device="cuda").manual_seed(2)
+    x = torch.randn(2, 19, 129, 257, device="cuda", generator=generator, dtype=torch.bfloat16)
+    x = (x * 3).contiguous(memory_format=torch.channels_last)
+    if mode == "multiclass":
+        target = torch.randint(0, 19, (2, 129, 257), device="cuda", generator=generator,
+                               dtype=torch.uint8)
+        target[:, ::5] = 255
+        reference_target, options = target.long(), {"ignore_index": 255}
+    else:
+        target = torch.randint(0, 2, x.shape, device="cuda", generator=generator,
+                               dtype=torch.uint8)
+        reference_target, options = target.float(), {"pos_weight": torch.linspace(
+            0.5, 2.0, 19, device="cuda")}
+    fn = getattr(sl, loss_name)
+    value, grad = _grad_of(fn, x, target, mode=mode, impl="triton", upstream=0.7, **options)
+    reference, ref_grad = _grad_of(fn, x.float(), reference_target, mode=mode, impl="torch",
+                                   upstream=0.7, **options)
+    torch.testing.assert_close(value.float(), reference, rtol=1e-2, atol=1e-6)
+    assert_grad_close(grad.float().cpu().numpy(), ref_grad.cpu().numpy(), 1e-2)
+
+
 def test_multilabel_bce_dice_on_cuda():
     x = torch.randn(2, 5, 64, 96, device="cuda")
     target = torch.randint(0, 2, x.shape, device="cuda", dtype=torch.uint8)

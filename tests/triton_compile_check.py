@@ -120,9 +120,56 @@ def dense_rows_jobs():
                          PIXEL=2, STATS=False, L1=False, GRAD=2, HAS_G=False, HAS_COEF=False,
                          WANT_LOSS=True, LOSS_GRAD=True, IGNORE=0, UPSTREAM=False, ACC=tl.float32,
                          BLOCK=1024 // vector, CH=vector, UNROLL=2, DENSE=True, DENSE_T=True,
-                         GROUP=1, ACROSS=False, sxc=1, sdc=1, stc=1)
+                         GROUP=1, ACROSS=False, STRIDED=False, sxc=1, sdc=1, stc=1)
         jobs.append((f"sigmoid dense rows x={x_type} C={vector}", sigmoid._sigmoid_kernel,
                      types, constants, dict(aligned=aligned, check=rows_vectorised(vector))))
+    return jobs
+
+
+def few_barriers(compiled):
+    """The check of a pass whose per-pixel values all share one layout: at most the loss
+    total's reduction across warps (one block barrier or two, by triton version)."""
+    barriers = compiled.asm["ptx"].count("bar.sync")
+    return f"{barriers} block barriers" if barriers > 2 else None
+
+
+def strided_jobs():
+    """The class walk over class-contiguous logits whose rows are not a power of two
+    (``_common.WALK_ODD_ROWS``: bf16 C=19, 38-byte rows), as the JIT specialises them (unit
+    class strides, a runtime pixel stride; labels, a one-hot target and v pixel-contiguous):
+    ``STRIDED`` reads the maps beside the logits one pixel per thread, so nothing crosses
+    layouts through shared memory (without it: 39 block barriers)."""
+    jobs = []
+    types = {"x_ptr": "*bf16", "dx_ptr": "*bf16", "t_ptr": "*u8", "ignore_ptr": "*i64"}
+    aligned = ("x_ptr", "t_ptr", "v_ptr", "g_ptr", "dx_ptr", "pixel_ptr", "sxn", "sdn", "stn",
+               "stc", "svn", "sgn", "S")
+    for index, (pixel, stats, grad, has_g, has_coef) in itertools.product(
+            [True, False], [(2, False, 2, False, False), (0, False, 1, True, True),
+                            (1, True, 0, False, False)]):
+        constants = dict(**softmax.flags(index=index, has_v=True, has_scale=False, focal=False,
+                                         pixel=pixel, stats=stats, l1=False, grad=grad,
+                                         has_g=has_g, has_coef=has_coef, ignore=2 * index),
+                         ACC=tl.float32, STRIDED=True, sxc=1, sdc=1, sts=1, svs=1, sgs=1)
+        name = f"x=*bf16 C=19 index={index} pass={pixel}{grad}"
+        if stats:
+            block, step, warps = _common.stats_walk(19, 1 << 16, dense=not index, l1=False)
+            jobs.append((f"softmax strided statistics walk {name}",
+                         softmax._softmax_stats_kernel, types,
+                         dict(constants, BLOCK=block, SUB=step, HELD=19),
+                         dict(num_warps=warps, aligned=aligned, check=few_barriers)))
+            continue
+        block, held = _common.held_classes(19, 512, _common.MAX_WARPS, dense=not index)
+        jobs.append((f"softmax strided held C={held} {name}", softmax._softmax_kernel, types,
+                     dict(constants, BLOCK=block, UNROLL=2, HELD=held),
+                     dict(num_warps=_common.MAX_WARPS, aligned=aligned, check=few_barriers)))
+    constants = dict(HAS_V=True, HAS_PW=True, HAS_NW=False, HAS_ALPHA=False, FOCAL=False,
+                     PIXEL=2, STATS=False, L1=False, GRAD=2, HAS_G=False, HAS_COEF=False,
+                     WANT_LOSS=True, LOSS_GRAD=True, IGNORE=0, UPSTREAM=False, ACC=tl.float32,
+                     BLOCK=_common.SIGMOID_BLOCK, CH=1, UNROLL=_common.SIGMOID_UNROLL,
+                     DENSE=False, DENSE_T=False, GROUP=1, ACROSS=False, STRIDED=True, sxc=1,
+                     sdc=1, sts=1, svs=1)  # an NCHW mask beside the logits
+    jobs.append(("sigmoid strided x=*bf16 C=19 target=*u8 nchw", sigmoid._sigmoid_kernel,
+                 types, constants, dict(aligned=aligned, check=few_barriers)))
     return jobs
 
 
@@ -168,13 +215,15 @@ def held_job(name, types, constants, classes=None):
                                                 l1=constants["L1"])
         return (f"softmax statistics walk C={classes} BLOCK={block} STEP={step} warps={warps} "
                 f"{name}", softmax._softmax_stats_kernel, types,
-                dict(constants, BLOCK=block, SUB=step, HELD=classes), dict(num_warps=warps))
+                dict(constants, BLOCK=block, SUB=step, HELD=classes, STRIDED=False),
+                dict(num_warps=warps))
     warps, block = _common.MAX_WARPS, 512
     classes = classes or _common.HELD_VALUES // (2 if dense else 1) // (block // (32 * warps))
     block, held = _common.held_classes(classes, block, warps, dense=dense)
     return (f"softmax held C={held} BLOCK={block} warps={warps} {name}",
             softmax._softmax_kernel, types,
-            dict(constants, BLOCK=block, UNROLL=2, HELD=held), dict(num_warps=warps))
+            dict(constants, BLOCK=block, UNROLL=2, HELD=held, STRIDED=False),
+            dict(num_warps=warps))
 
 
 def variants():
@@ -195,7 +244,7 @@ def variants():
         name = (f"x={x_type} index={index} ignore={ignore * index} focal={focal} "
                 f"pass={pixel}{grad}")
         jobs.append((f"softmax {name}", softmax._softmax_kernel, types,
-                     dict(constants, BLOCK=1024, UNROLL=2, HELD=0)))
+                     dict(constants, BLOCK=1024, UNROLL=2, HELD=0, STRIDED=False)))
         # the classes held in registers: a few, and (bf16) the most the launcher holds
         jobs.append(held_job(name, types, constants, classes=3))
         if x_type == "*bf16":
@@ -219,7 +268,7 @@ def variants():
                          ACC=tl.float32, BLOCK=1024 // channels, CH=channels, UNROLL=2,
                          DENSE=False, DENSE_T=False,
                          GROUP=_common.channel_group(1024) if channels == 1 else 1,
-                         ACROSS=channels > 1)  # rows of logits, an NCHW target
+                         ACROSS=channels > 1, STRIDED=False)  # rows of logits, an NCHW target
         types = {"x_ptr": "*bf16", "dx_ptr": "*bf16", "t_ptr": target_type,
                  "ignore_ptr": "*i64"}
         jobs.append((f"sigmoid target={target_type} ignore={ignore} focal={focal} "
@@ -239,6 +288,7 @@ def variants():
                           HP_PER_CLASS=per_class, FIRST=int(include), HAS_W=True, MEAN=mean,
                           HAS_CE=has_ce, GAMMA_ONE=gamma_one, ACC=acc, NP=16, CP=32)))
     jobs += dense_rows_jobs()
+    jobs += strided_jobs()
     for label_type, ignore, v_type, m_type, acc in [
             ("*u8", 1, None, None, tl.float32), ("*i64", 2, "*fp32", "*u8", tl.float32),
             ("*i16", 0, "*u8", None, tl.float32), ("*i32", 3, "*fp64", "*fp64", tl.float64)]:

@@ -136,6 +136,24 @@ def row_tile(x: torch.Tensor, axis: int) -> tuple[int, int] | None:
     return max(16, min(ROWS_ELEMENTS // padded, triton.next_power_of_2(max(spatial, 1)))), padded
 
 
+
+# channels_last logits whose rows are not a power-of-two span (an odd class count: bf16 C=19
+# is 38 bytes a row) compile, as row tiles, to scalar loads with a warp per pixel: ~216 SASS
+# instructions per logit (benchmarks/static.py), compute-bound at 18 % of roofline on an H100.
+# True: they take the class walk of NCHW logits instead, which reads any pixel stride, one
+# pixel per thread (~17 per logit, the classes' loads hitting the lines L1 already holds).
+# Row tiles stay the default until a GPU times both: `benchmarks/tune.py --walk-odd-rows 0,1`
+WALK_ODD_ROWS = False
+
+
+def logit_rows(x: torch.Tensor, axis: int) -> tuple[int, int] | None:
+    """``row_tile`` of the logits, or None where ``WALK_ODD_ROWS`` sends their rows
+    (class-contiguous, a class count that is not a power of two) to the class walk."""
+    classes = x.shape[axis]
+    if WALK_ODD_ROWS and classes & (classes - 1):
+        return None
+    return row_tile(x, axis)
+
 # row tiles of channels_last logits with a power-of-two class count are addressed as one
 # span (16-byte loads); False: per-class strides and a class mask, as for any other C (for
 # A/B timing: `benchmarks/tune.py --dense-rows 0,1`)

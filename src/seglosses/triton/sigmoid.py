@@ -36,10 +36,10 @@ from ._common import (
     is_eager,
     label_status,
     load_params,
+    logit_rows,
     ncs_strides,
     params,
     result_dtype,
-    row_tile,
     setup_fused,
     sigmoid_geometry,
     softplus_sigmoid,
@@ -72,7 +72,7 @@ def _sigmoid_kernel(
         IGNORE: tl.constexpr, UPSTREAM: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr,
         CH: tl.constexpr,
         UNROLL: tl.constexpr, DENSE: tl.constexpr, DENSE_T: tl.constexpr,
-        GROUP: tl.constexpr, ACROSS: tl.constexpr):
+        GROUP: tl.constexpr, ACROSS: tl.constexpr, STRIDED: tl.constexpr):
     """Elementwise over ``[BLOCK pixels, CH channels]`` tiles, walking the channels CH at a
     time: CH = 1 for pixel-contiguous logits (NCHW), all channels at once for
     channel-contiguous ones (channels_last), so every access is contiguous. The logits and
@@ -87,12 +87,20 @@ def _sigmoid_kernel(
     never specialised), so the compiler loads them in the tile's own layout (each thread its
     pixels' channels, a warp's lanes 32 adjacent pixels of one channel) instead of
     vectorising along the pixels and transposing the result through shared memory (16-26
-    block barriers per program, benchmarks/static.py)."""
+    block barriers per program, benchmarks/static.py).
+
+    ``STRIDED``: one channel at a time (``CH`` = 1) over logits whose pixel stride is not 1
+    (class-contiguous rows sent to the channel walk, ``_common.logit_rows``). The pixel
+    strides of v, the target and the upstream gradient are multiplied by ``opaque`` for the
+    same reason: an NCHW mask beside such logits is then read one pixel per thread, as the
+    logits are."""
     eps, gamma, tiny = load_params(params_ptr, ACC)
-    if CH > 1:
+    if CH > 1 or STRIDED:
         svs = svs * opaque
-        if ACROSS:
+        if ACROSS or STRIDED:
             sts = sts * opaque
+        if STRIDED:
+            sgs = sgs * opaque
     block = tl.program_id(0)
     n = tl.program_id(1).to(tl.int64)
     pixels = block * BLOCK + tl.arange(0, BLOCK)
@@ -214,7 +222,7 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
     out_dtype = result_dtype(x.dtype)
     block, warps, unroll = sigmoid_geometry(spatial)
     channels, group = 1, channel_group(num_channels)
-    rows = row_tile(x, axis)  # channel-contiguous logits: whole rows per tile
+    rows = logit_rows(x, axis)  # channel-contiguous logits: whole rows per tile
     if rows:
         (block, channels), group = rows, 1
         warps, unroll = geometry(spatial)[1:]
@@ -255,7 +263,8 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
             UNROLL=unroll, DENSE=rows is not None and dense_rows(x, axis, channels)
             and dense_rows(dx, axis, channels),
             DENSE_T=rows is not None and dense_rows(target, axis, channels), GROUP=group,
-            ACROSS=rows is not None and target.stride(axis) != 1, num_warps=warps)
+            ACROSS=rows is not None and target.stride(axis) != 1,
+            STRIDED=rows is None and ncs_strides(x, axis)[2] != 1, num_warps=warps)
     else:
         part = None if part is None else part.zero_()
         pixel_out = pixel_out.zero_() if pixel == PIXEL_SUM else pixel_out

@@ -57,12 +57,12 @@ from ._common import (
     is_eager,
     label_status,
     load_params,
+    logit_rows,
     ncs_strides,
     params,
     pixel_strides,
     pixel_tile,
     result_dtype,
-    row_tile,
     setup_fused,
     statistics_slope,
     statistics_sums,
@@ -274,23 +274,37 @@ def _held_walk(x_row, t_row, label, labelled, inside, sxc, stc, n, N, C, eps, sm
     return xs, ts, es, running_max, running_sum, q_sum, qx_sum, slope_sum
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["opaque"])
 def _softmax_kernel(
         x_ptr, t_ptr, v_ptr, scale_ptr, g_ptr, coef_ptr, norm_ptr, pixel_ptr, part_ptr, dx_ptr,
         N, S, C, P,
         sxn, sxc, sxs, stn, stc, sts, svn, svs, sgn, sgs, sdn, sdc, sds,
-        params_ptr, ignore_ptr,
+        params_ptr, ignore_ptr, opaque,
         INDEX: tl.constexpr, IGNORE: tl.constexpr, HAS_V: tl.constexpr, HAS_SCALE: tl.constexpr,
         FOCAL: tl.constexpr, PIXEL: tl.constexpr, STATS: tl.constexpr, L1: tl.constexpr,
         GRAD: tl.constexpr, HAS_G: tl.constexpr, HAS_COEF: tl.constexpr,
         WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr, SECOND: tl.constexpr,
         SUMS: tl.constexpr, SMOOTH: tl.constexpr, UPSTREAM: tl.constexpr, ACC: tl.constexpr,
         BLOCK: tl.constexpr,
-        UNROLL: tl.constexpr, HELD: tl.constexpr):
+        UNROLL: tl.constexpr, HELD: tl.constexpr, STRIDED: tl.constexpr):
     """``HELD`` = 0: the classes are walked from memory (any C; the later walks re-read the
     logits). ``HELD`` = C: the kernel is specialised to C classes and the first walk keeps
     every logit (and a one-hot / soft target) of its pixels in registers, so the logits are
-    read once (``_common.held_classes`` decides)."""
+    read once (``_common.held_classes`` decides).
+
+    ``STRIDED``: the logits' pixel stride is not 1 (class-contiguous rows that take the class
+    walk, ``_common.logit_rows``). The pixel strides of the maps beside them (labels or a
+    dense target, v, the upstream gradient per pixel, the per-pixel loss) are then multiplied
+    by ``opaque`` (1, never specialised), so the compiler loads them one pixel per thread as
+    it loads the logits, instead of vectorising them and moving every per-pixel value
+    between the two layouts through shared memory (bf16 C=19: 39 block barriers -> 1,
+    benchmarks/static.py)."""
+    sps = 1
+    if STRIDED:
+        sts = sts * opaque
+        svs = svs * opaque
+        sgs = sgs * opaque
+        sps = opaque
     eps, gamma, tiny = load_params(params_ptr, ACC)
     block = tl.program_id(0)
     n = tl.program_id(1).to(tl.int64)
@@ -383,7 +397,7 @@ def _softmax_kernel(
             r_total += r
 
     if PIXEL == 1:
-        tl.store(pixel_ptr + n * S + pixels, v * loss, mask=inside)
+        tl.store(pixel_ptr + n * S + pixels * sps, v * loss, mask=inside)
     if PIXEL == 2:
         total = tl.sum(v * loss, axis=0)
         if GRAD == 2:  # the loss divided by its normaliser
@@ -427,24 +441,29 @@ def _softmax_kernel(
                     dx_ptr.dtype.element_ty), mask=inside)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["opaque"])
 def _softmax_stats_kernel(
         x_ptr, t_ptr, v_ptr, scale_ptr, g_ptr, coef_ptr, norm_ptr, pixel_ptr, part_ptr, dx_ptr,
         N, S, C, P,
         sxn, sxc, sxs, stn, stc, sts, svn, svs, sgn, sgs, sdn, sdc, sds,
-        params_ptr, ignore_ptr,
+        params_ptr, ignore_ptr, opaque,
         INDEX: tl.constexpr, IGNORE: tl.constexpr, HAS_V: tl.constexpr, HAS_SCALE: tl.constexpr,
         FOCAL: tl.constexpr, PIXEL: tl.constexpr, STATS: tl.constexpr, L1: tl.constexpr,
         GRAD: tl.constexpr, HAS_G: tl.constexpr, HAS_COEF: tl.constexpr,
         WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr, SECOND: tl.constexpr,
         SUMS: tl.constexpr, SMOOTH: tl.constexpr, UPSTREAM: tl.constexpr, ACC: tl.constexpr,
         BLOCK: tl.constexpr,
-        SUB: tl.constexpr, HELD: tl.constexpr):
+        SUB: tl.constexpr, HELD: tl.constexpr, STRIDED: tl.constexpr):
     """A statistics pass (no gradient) over ``HELD`` = C classes held in registers: the
     program's ``BLOCK`` pixels are walked ``SUB`` at a time (a few per thread, so the logits
     and targets of every class fit), each logit read once with one exponential, and the
     statistics of every class are summed in per-thread accumulators, reduced once per
     program. Same arguments as ``_softmax_kernel`` (those of a gradient are unused)."""
+    sps = 1
+    if STRIDED:  # as in _softmax_kernel
+        sts = sts * opaque
+        svs = svs * opaque
+        sps = opaque
     eps, gamma, tiny = load_params(params_ptr, ACC)
     block = tl.program_id(0)
     n = tl.program_id(1).to(tl.int64)
@@ -501,7 +520,7 @@ def _softmax_stats_kernel(
         ts_sum = next_ts
         l1 = next_l1
         if PIXEL == 1:
-            tl.store(pixel_ptr + n * S + pixels, v * loss, mask=inside)
+            tl.store(pixel_ptr + n * S + pixels * sps, v * loss, mask=inside)
         if PIXEL == 2:
             total += v * loss
     stride = N * C * P
@@ -664,7 +683,7 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
     out_dtype = result_dtype(x.dtype)
     block, warps, unroll = geometry(spatial, stats=stats)
     held = step = 0
-    tile = row_tile(x, axis)  # class-contiguous logits: whole rows per tile
+    tile = logit_rows(x, axis)  # class-contiguous logits: whole rows per tile
     if tile:
         (block, padded), warps = tile, geometry(spatial)[1]
     else:  # few pixel-contiguous classes: whole tiles too, if enabled
@@ -700,10 +719,12 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
         sgn, sgs = pixel_strides(grad_pixel)
         sdn, sdc, sds = ncs_strides(dx, axis)
         holder = dummy(x)
+        strided = sxs != 1  # class-contiguous rows in the class walk
         kernel, shape = _softmax_kernel, dict(BLOCK=block, UNROLL=unroll, HELD=held,
-                                              num_warps=warps)
+                                              STRIDED=strided, opaque=1, num_warps=warps)
         if step:
             kernel, shape = _softmax_stats_kernel, dict(BLOCK=block, SUB=step, HELD=held,
+                                                        STRIDED=strided, opaque=1,
                                                         num_warps=warps)
         elif tile:
             dense_tile = dense_rows(x, axis, padded) and dense_rows(dx, axis, padded)
