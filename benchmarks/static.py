@@ -22,6 +22,7 @@ Times come from ``benchmarks/gpu.py`` and ``benchmarks/tune.py`` on a GPU.
     TRITON_INTERPRET=0 python benchmarks/static.py --pixel-tile 0 --held 0,40
     TRITON_INTERPRET=0 python benchmarks/static.py --pixel-tile 0 --held-stats 0,96 --case Dice
     TRITON_INTERPRET=0 python benchmarks/static.py --pixel-tile 0 --walk-odd-rows 0,1 --case C=19
+    TRITON_INTERPRET=0 python benchmarks/static.py --pixel-tile 0 --flat-rows 0,1,2 --case BCE
 """
 
 from __future__ import annotations
@@ -95,6 +96,12 @@ CASES = [
     ("BCE multilabel 2-D bf16 channels_last C=19", (1, 19, 256, 256), torch.bfloat16, True,
      BCE),
     ("BCE multilabel 2-D fp32 channels_last C=4", (1, 4, 256, 256), torch.float32, True, BCE),
+    ("BCE multilabel 2-D bf16 channels_last C=19, channels_last target", (1, 19, 256, 256),
+     torch.bfloat16, True, lambda x, y, t: BCE(x, y, _rows(t))),
+    ("BCE multilabel 2-D bf16 channels_last C=19, channels_last target, pos_weight",
+     (1, 19, 256, 256), torch.bfloat16, True, lambda x, y, t: sl.binary_cross_entropy(
+         x, _rows(t), mode="multilabel", pos_weight=torch.linspace(0.5, 2, 19), impl="triton",
+         validate=False)),
     ("BCE multilabel 2-D fp32 channels_last C=4, channels_last target", (1, 4, 256, 256),
      torch.float32, True, lambda x, y, t: sl.binary_cross_entropy(
          x, t.contiguous(memory_format=torch.channels_last), mode="multilabel",
@@ -163,7 +170,8 @@ def record(call, x, y, t) -> list:
     launches: list = []
     patched = [(softmax, "_softmax_kernel"), (softmax, "_softmax_rows_kernel"),
                (softmax, "_softmax_stats_kernel"),
-               (sigmoid, "_sigmoid_kernel"), (region, "_finalize_kernel"),
+               (sigmoid, "_sigmoid_kernel"), (sigmoid, "_sigmoid_flat_kernel"),
+               (region, "_finalize_kernel"),
                (_common, "_scale_kernel"), (labels, "_scan_kernel"), (labels, "_fold_kernel"),
                (labels, "_element_scan_kernel")]
     saved = [(module, name, getattr(module, name)) for module, name in patched]
@@ -252,19 +260,22 @@ def main() -> None:
     parser.add_argument("--walk-odd-rows", default=str(int(_common.WALK_ODD_ROWS)),
                         help="WALK_ODD_ROWS settings to compare (1: channels_last rows of a "
                              "class count that is not a power of two take the class walk)")
+    parser.add_argument("--flat-rows", default=str(_common.FLAT_ROWS),
+                        help="FLAT_ROWS settings to compare (0: never; 1: channels_last rows "
+                             "of a class count that is not a power of two; 2: all)")
     parser.add_argument("--smoke", action="store_true", help="one tiny case")
     parser.add_argument("--case", default="", help="only the cases whose name contains this")
     args = parser.parse_args()
     if kernels.interpreting():
         parser.error("run with TRITON_INTERPRET=0: the kernels are compiled, not interpreted")
     defaults = (_common.PIXEL_TILE_VALUES, _common.HELD_VALUES, _common.HELD_STATS_VALUES,
-                _common.WALK_ODD_ROWS)
+                _common.WALK_ODD_ROWS, _common.FLAT_ROWS)
     print(f"sm_90 via triton {triton.__version__}, torch {torch.__version__}; registers are per "
           "thread (255 at most; local memory > 0 is a spill)")
-    print("| case | pixel tile | walk odd rows | held | launch | kernel | BLOCK | warps "
-          "| registers | local B | shared B | global loads (count×bits) | barriers "
+    print("| case | pixel tile | walk odd rows | flat rows | held | launch | kernel | BLOCK "
+          "| warps | registers | local B | shared B | global loads (count×bits) | barriers "
           "| SASS instructions (MUFU) | per held logit | class axis |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, shape, dtype, channels_last, call in SMOKE if args.smoke else CASES:
         if args.case not in name:
             continue
@@ -275,18 +286,20 @@ def main() -> None:
         y = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=generator,
                           dtype=torch.uint8)
         t = torch.randint(0, 2, shape, generator=generator, dtype=torch.uint8)
-        for tile, held, held_stats, walk in itertools.product(
+        for tile, held, held_stats, walk, flat in itertools.product(
                 [int(v) for v in args.pixel_tile.split(",")],
                 [int(v) for v in args.held.split(",")],
                 [int(v) for v in args.held_stats.split(",")],
-                [bool(int(v)) for v in args.walk_odd_rows.split(",")]):
+                [bool(int(v)) for v in args.walk_odd_rows.split(",")],
+                [int(v) for v in args.flat_rows.split(",")]):
             _common.PIXEL_TILE_VALUES, _common.HELD_VALUES = tile, held
             _common.HELD_STATS_VALUES, _common.WALK_ODD_ROWS = held_stats, walk
+            _common.FLAT_ROWS = flat
             try:
                 launches = record(call, x, y, t)
             finally:
-                (_common.PIXEL_TILE_VALUES, _common.HELD_VALUES,
-                 _common.HELD_STATS_VALUES, _common.WALK_ODD_ROWS) = defaults
+                (_common.PIXEL_TILE_VALUES, _common.HELD_VALUES, _common.HELD_STATS_VALUES,
+                 _common.WALK_ODD_ROWS, _common.FLAT_ROWS) = defaults
             for index, (kernel, arguments, constants, warps) in enumerate(launches):
                 seen = examine(kernel, arguments, constants, warps)
                 # straight-line code only (a statistics walk loops over its steps)
@@ -294,7 +307,7 @@ def main() -> None:
                     1, constants.get("BLOCK", 1) // (32 * warps))
                 per_value = (f"{seen['instructions'] / held_values:.1f} "
                              f"({seen['mufu'] / held_values:.1f})" if held_values else "-")
-                print(f"| {name} | {tile} | {int(walk)} | {constants.get('HELD', '-')} | "
+                print(f"| {name} | {tile} | {int(walk)} | {flat} | {constants.get('HELD', '-')} | "
                       f"{index} | "
                       f"{kernel.__name__} | "
                       f"{constants.get('BLOCK', '-')} | {warps} | {seen['registers']} | "

@@ -59,6 +59,15 @@ CASES = [
     ("BCE multilabel 2-D bf16 channels_last", (16, 19, 512, 1024), torch.bfloat16, True, "bce",
      lambda x, y, t: sl.binary_cross_entropy(x, t, mode="multilabel", impl="triton",
                                              validate=False)),
+    # the same with a channels_last target: one span per image (the flat kernel)
+    ("BCE multilabel 2-D bf16 channels_last, channels_last target", (16, 19, 512, 1024),
+     torch.bfloat16, True, "bce", lambda x, y, t: sl.binary_cross_entropy(
+         x, t.contiguous(memory_format=torch.channels_last), mode="multilabel", impl="triton",
+         validate=False)),
+    ("BCE multilabel 2-D fp32 channels_last C=4, channels_last target", (16, 4, 512, 1024),
+     torch.float32, True, "bce", lambda x, y, t: sl.binary_cross_entropy(
+         x, t.contiguous(memory_format=torch.channels_last), mode="multilabel", impl="triton",
+         validate=False)),
     ("Dice+CE 3-D bf16 C=14", (1, 14, 160, 160, 160), torch.bfloat16, False, "dice_ce",
      lambda x, y, t: sl.dice_ce_loss(x, y, impl="triton", validate=False)),
     ("Dice 2-D bf16", (16, 19, 512, 1024), torch.bfloat16, False, "dice_ce",
@@ -155,6 +164,10 @@ def main() -> None:
     parser.add_argument("--whole-rows", default=str(int(_common.WHOLE_ROWS)),
                         help="WHOLE_ROWS values (1: a row tile whose rows are one thread's "
                              "16-byte vector reads labels and maps in its own layout)")
+    parser.add_argument("--flat-rows", default=str(_common.FLAT_ROWS),
+                        help="FLAT_ROWS values (binary / multilabel over channels_last logits "
+                             "and a target alike: 0 row tiles; 1 the flat kernel for a class "
+                             "count that is not a power of two; 2 for any)")
     parser.add_argument("--walk-odd-rows", default=str(int(_common.WALK_ODD_ROWS)),
                         help="WALK_ODD_ROWS values (1: channels_last rows of a class count "
                              "that is not a power of two take the class walk; 0: row tiles)")
@@ -201,6 +214,7 @@ def main() -> None:
                                         [bool(v) for v in values(args.dense_rows)]),
               (_common, "WHOLE_ROWS"): ("whole rows",
                                         [bool(v) for v in values(args.whole_rows)]),
+              (_common, "FLAT_ROWS"): ("flat rows", values(args.flat_rows)),
               (_common, "WALK_ODD_ROWS"): ("walk odd rows",
                                            [bool(v) for v in values(args.walk_odd_rows)]),
               (_common, "HELD_VALUES"): ("held", values(args.held)),

@@ -560,6 +560,73 @@ def test_odd_rows_take_the_class_walk(classes, loss_name, options, target_kind, 
     assert all(channels == 1 for name, _, channels in seen if name == "_sigmoid_kernel"), seen
 
 
+@pytest.mark.parametrize("flat_rows", [1, 2])
+@pytest.mark.parametrize("classes", [1, 3, 4, 19])
+@pytest.mark.parametrize("loss_name,options", [
+    ("binary_cross_entropy", {"pos_weight": True, "label_smoothing": 0.1}),
+    ("binary_cross_entropy", {"ignore_index": 255, "pixel_weights": True, "reduction": "sum"}),
+    ("binary_cross_entropy", {"reduction": "none", "class_dim": -1}),
+    ("binary_cross_entropy", {"reduction": "none"}),
+    ("focal_loss", {"gamma": 2.0, "alpha": 0.25, "pixel_weights": True}),
+])
+def test_flat_rows(flat_rows, classes, loss_name, options, monkeypatch):
+    """Binary / multilabel losses over channels_last logits with a target in the same layout
+    are elementwise over one span per image (``_sigmoid_flat_kernel``): every class count
+    with ``FLAT_ROWS`` = 2, those that are not a power of two with 1, against the torch path
+    in float64 with a non-uniform upstream gradient; a batch of one and a partial last block
+    included. A per-element loss whose class axis is not last stays with the row tile, since
+    its output is contiguous in the other order (one class aside)."""
+    from seglosses.triton import _common, sigmoid
+
+    monkeypatch.setattr(_common, "FLAT_ROWS", flat_rows)
+    seen, kernel = [], sigmoid._sigmoid_flat_kernel
+
+    class Spy:
+        def __getitem__(self, grid):
+            def launch(*args, **constants):
+                seen.append(constants["CLASSES"])
+                return kernel[grid](*args, **constants)
+            return launch
+
+    monkeypatch.setattr(sigmoid, "_sigmoid_flat_kernel", Spy())
+    options = dict(options)
+    generator = torch.Generator().manual_seed(classes)
+    for batch in (1, 3):
+        shape = (batch, classes, 5, 67)  # 335 pixels
+        x = (torch.randn(shape, dtype=torch.float64, generator=generator) * 2).contiguous(
+            memory_format=torch.channels_last)
+        target = _labels(shape, 2, torch.uint8).contiguous(memory_format=torch.channels_last)
+        kwargs = {k: v for k, v in options.items()
+                  if k not in ("pos_weight", "pixel_weights", "class_dim")}
+        if options.get("pos_weight"):
+            kwargs["pos_weight"] = torch.rand(classes, dtype=torch.float64,
+                                              generator=generator) + 0.5
+        if options.get("pixel_weights"):
+            kwargs["pixel_weights"] = torch.rand((batch, 5, 67), dtype=torch.float64,
+                                                 generator=generator)
+        if "ignore_index" in options:
+            target[..., ::7] = 255
+        if options.get("class_dim") == -1:  # (N, H, W, C), the class axis last and contiguous
+            x, target, kwargs["class_dim"] = x.permute(0, 2, 3, 1), target.permute(0, 2, 3, 1), -1
+        seen.clear()
+        results = []
+        for impl in ("triton", "torch"):
+            logits = x.detach().clone().requires_grad_()
+            value = getattr(sl, loss_name)(logits, target, mode="multilabel", impl=impl,
+                                           **kwargs)
+            weights = torch.linspace(0.5, 1.5, value.numel(), dtype=value.dtype)
+            (value * weights.reshape(value.shape)).sum().backward()
+            results.append((value.detach(), logits.grad))
+        (loss, grad), (ref, ref_grad) = results
+        np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-10, atol=1e-12)
+        assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
+        odd = classes & (classes - 1) != 0
+        expected = (flat_rows == 2 or odd) and not (  # (with one class both orders agree)
+            options.get("reduction") == "none" and options.get("class_dim") != -1
+            and classes > 1)
+        assert bool(seen) == expected, (seen, batch)
+
+
 @pytest.mark.parametrize("loss_name,mode", [("cross_entropy", "multiclass"),
                                             ("dice_ce_loss", "multiclass"),
                                             ("binary_cross_entropy", "multilabel")])
@@ -798,14 +865,14 @@ def test_static_report_runs():
                           text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line.split(" | ") for line in done.stdout.splitlines() if "_kernel" in line]
-    # | case | pixel tile | walk odd rows | held | launch | kernel | BLOCK | warps | registers
-    # | local B | ...
-    kernels_seen = {(row[1], row[3], row[5]) for row in rows}
+    # | case | pixel tile | walk odd rows | flat rows | held | launch | kernel | BLOCK | warps
+    # | registers | local B | ...
+    kernels_seen = {(row[1], row[4], row[6]) for row in rows}
     assert ("0", "4", "_softmax_kernel") in kernels_seen  # the 4 classes held in registers
     assert ("32", "-", "_softmax_rows_kernel") in kernels_seen
     for row in rows:
-        assert row[9] == "0", row  # no spill
-    tile = next(row for row in rows if row[5] == "_softmax_rows_kernel")
+        assert row[10] == "0", row  # no spill
+    tile = next(row for row in rows if row[6] == "_softmax_rows_kernel")
     assert tile[-1].startswith("in thread"), tile  # no split
 
 

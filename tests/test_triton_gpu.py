@@ -124,6 +124,29 @@ def test_odd_channels_last_rows_match_the_torch_path(loss_name, mode, walk, monk
     assert_grad_close(grad.float().cpu().numpy(), ref_grad.cpu().numpy(), 1e-2)
 
 
+@pytest.mark.parametrize("classes,dtype", [(19, torch.bfloat16), (3, torch.float32)])
+def test_flat_rows_match_the_torch_path(classes, dtype):
+    """Multilabel BCE and sigmoid focal over channels_last logits with a channels_last
+    target: one span per image (``_sigmoid_flat_kernel``), pos_weight, α and a mask
+    included, an image whose span is not a multiple of the block."""
+    generator = torch.Generator(device="cuda").manual_seed(3)
+    x = torch.randn(2, classes, 129, 257, device="cuda", generator=generator, dtype=dtype)
+    x = (x * 3).contiguous(memory_format=torch.channels_last)
+    target = torch.randint(0, 2, x.shape, device="cuda", generator=generator,
+                           dtype=torch.uint8).contiguous(memory_format=torch.channels_last)
+    mask = torch.rand(2, 129, 257, device="cuda", generator=generator) > 0.2
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-2
+    for fn, options in [(sl.binary_cross_entropy, {"pos_weight": torch.linspace(
+                            0.5, 2.0, classes, device="cuda"), "mask": mask}),
+                        (sl.focal_loss, {"gamma": 2.0, "alpha": 0.25})]:
+        value, grad = _grad_of(fn, x, target, mode="multilabel", impl="triton", upstream=0.7,
+                               **options)
+        reference, ref_grad = _grad_of(fn, x.float(), target.float(), mode="multilabel",
+                                       impl="torch", upstream=0.7, **options)
+        torch.testing.assert_close(value.float(), reference, rtol=tolerance, atol=1e-6)
+        assert_grad_close(grad.float().cpu().numpy(), ref_grad.cpu().numpy(), tolerance)
+
+
 def test_multilabel_bce_dice_on_cuda():
     x = torch.randn(2, 5, 64, 96, device="cuda")
     target = torch.randint(0, 2, x.shape, device="cuda", dtype=torch.uint8)

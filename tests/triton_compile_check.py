@@ -170,6 +170,16 @@ def strided_jobs():
                      sdc=1, sts=1, svs=1)  # an NCHW mask beside the logits
     jobs.append(("sigmoid strided x=*bf16 C=19 target=*u8 nchw", sigmoid._sigmoid_kernel,
                  types, constants, dict(aligned=aligned, check=few_barriers)))
+    for pixel, grad, has_g, extras in [(2, 2, False, True), (1, 0, False, False),
+                                       (0, 1, True, True)]:
+        jobs.append((f"sigmoid flat x=*bf16 C=19 pass={pixel}{grad} weights={extras}",
+                     sigmoid._sigmoid_flat_kernel, types,
+                     dict(HAS_V=extras, HAS_PW=extras, HAS_NW=False, HAS_ALPHA=extras,
+                          FOCAL=extras, PIXEL=pixel, GRAD=grad, HAS_G=has_g, IGNORE=2 * extras,
+                          UPSTREAM=grad == 1, ACC=tl.float32, BLOCK=_common.SIGMOID_BLOCK,
+                          CLASSES=19, svs=1, svc=0, sge=1),
+                     dict(aligned=("x_ptr", "t_ptr", "g_ptr", "pixel_ptr", "dx_ptr", "sxn",
+                                   "stn", "sgn", "son", "sdn", "E"), check=few_barriers)))
     return jobs
 
 

@@ -154,6 +154,26 @@ def logit_rows(x: torch.Tensor, axis: int) -> tuple[int, int] | None:
         return None
     return row_tile(x, axis)
 
+# binary / multilabel losses over class-contiguous logits whose target (and dX) share their
+# layout are elementwise over one span per image: the sigmoid flat kernel reads it in 16-byte
+# vectors whatever the class count. 1: for rows of a class count that is not a power of two
+# (as row tiles they take a warp per pixel and scalar loads: ~340 SASS per logit for bf16
+# C=19, benchmarks/static.py); 2: for every class count; 0: never. For A/B timing:
+# `benchmarks/tune.py --flat-rows 0,1,2`
+FLAT_ROWS = 1
+
+
+def flat_span(x: torch.Tensor, axis: int, *alike: torch.Tensor | None) -> bool:
+    """True when ``FLAT_ROWS`` sends the 3-D view ``x`` (class axis ``axis``) to the flat
+    kernel: each image one span of pixels × C adjacent values, and every tensor of ``alike``
+    (None: absent) laid out the same way, image strides aside."""
+    classes, spatial = x.shape[axis], x.shape[3 - axis]
+    if not FLAT_ROWS or (FLAT_ROWS == 1 and not classes & (classes - 1)):
+        return False
+    return all(t is None or (t.shape == x.shape and (classes == 1 or t.stride(axis) == 1)
+                             and (spatial == 1 or t.stride(3 - axis) == classes))
+               for t in (x, *alike))
+
 # row tiles of channels_last logits with a power-of-two class count are addressed as one
 # span (16-byte loads); False: per-class strides and a class mask, as for any other C (for
 # A/B timing: `benchmarks/tune.py --dense-rows 0,1`)

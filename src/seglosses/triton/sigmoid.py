@@ -29,6 +29,7 @@ from ._common import (
     differentiable,
     distinct_outputs,
     dummy,
+    flat_span,
     fused_backward,
     geometry,
     ignore_values,
@@ -55,6 +56,111 @@ from .softmax import (
     PIXEL_NONE,
     PIXEL_SUM,
 )
+
+
+@triton.jit
+def _bce_terms(x, y, soft, p, pw, nw, alpha, gamma, tiny, HAS_PW: tl.constexpr,
+               HAS_NW: tl.constexpr, FOCAL: tl.constexpr, HAS_ALPHA: tl.constexpr):
+    """``(ℓ, ∂ℓ/∂x)`` per element before v: BCE-with-logits of the smoothed target ``y`` with
+    the positive / negative weights ``pw`` / ``nw`` (when given), the focal modulation and
+    ``α_t``; ``soft``, ``p``: ``softplus_sigmoid(x)``."""
+    positive = y
+    negative = 1.0 - y
+    if HAS_PW:
+        positive = positive * pw
+    if HAS_NW:
+        negative = negative * nw
+    # softplus(-x) = -log p, softplus(x) = -log(1 - p)
+    if HAS_PW or HAS_NW:
+        bce = (positive * (tl.maximum(-x, 0.0) + soft)
+               + negative * (tl.maximum(x, 0.0) + soft))
+        slope = positive * (p - 1.0) + negative * p
+    else:  # the same with positive + negative = 1: 3 and 1 instructions
+        bce = tl.maximum(x, 0.0) - y * x + soft
+        slope = p - y
+    if FOCAL:
+        p_t = p * y + (1.0 - p) * (1.0 - y)
+        rest = tl.maximum(1.0 - p_t, tiny)
+        modulation = tl.exp(gamma * tl.log(rest))
+        d_modulation = tl.where(1.0 - p_t > tiny,
+                                -gamma * tl.exp((gamma - 1.0) * tl.log(rest)), 0.0)
+        slope = slope * modulation + bce * d_modulation * (2.0 * y - 1.0) * p * (1.0 - p)
+        bce = bce * modulation
+    if HAS_ALPHA:
+        alpha_t = alpha * y + (1.0 - alpha) * (1.0 - y)
+        bce = bce * alpha_t
+        slope = slope * alpha_t
+    return bce, slope
+
+
+@triton.jit
+def _sigmoid_flat_kernel(
+        x_ptr, t_ptr, v_ptr, pw_ptr, nw_ptr, alpha_ptr, g_ptr, norm_ptr, pixel_ptr, dx_ptr,
+        ignore_ptr, N, E, sxn, stn, svn, svs, svc, sgn, sge, son, sdn, params_ptr,
+        HAS_V: tl.constexpr, HAS_PW: tl.constexpr, HAS_NW: tl.constexpr,
+        HAS_ALPHA: tl.constexpr, FOCAL: tl.constexpr, PIXEL: tl.constexpr, GRAD: tl.constexpr,
+        HAS_G: tl.constexpr, IGNORE: tl.constexpr, UPSTREAM: tl.constexpr, ACC: tl.constexpr,
+        BLOCK: tl.constexpr, CLASSES: tl.constexpr):
+    """The loss and dX elementwise over class-contiguous logits whose image is one span of
+    ``E`` = pixels × ``CLASSES`` values, with a target (and dX, and a per-element loss) in
+    the same layout: ``BLOCK`` adjacent values per program, read and written in 16-byte
+    vectors whatever the class count, as NCHW logits are. An element's class (for the
+    per-class weights) and pixel (for v) come from its offset, a division by the constant
+    ``CLASSES`` done only when one of them is needed."""
+    eps, gamma, tiny = load_params(params_ptr, ACC)
+    block = tl.program_id(0)
+    n = tl.program_id(1).to(tl.int64)
+    start = block.to(tl.int64) * BLOCK
+    elements = start + tl.arange(0, BLOCK)
+    inside = elements < E
+    x = tl.load(x_ptr + n * sxn + elements, mask=inside, other=0.0).to(ACC)
+    t = tl.load(t_ptr + n * stn + elements, mask=inside, other=0)
+    counts = inside
+    if IGNORE:
+        dropped = label_status(t, 2, ignore_ptr, IGNORE)[0]
+        t = tl.where(dropped, 0, t)
+        counts = counts & ~dropped
+    t = t.to(ACC)
+    if (HAS_PW or HAS_NW) or (HAS_ALPHA or HAS_V):  # (triton 3.3: no chains)
+        offset = (start % CLASSES).to(tl.int32) + tl.arange(0, BLOCK)
+        channels = offset % CLASSES
+    if HAS_V:
+        pixels = start // CLASSES + (offset // CLASSES).to(tl.int64)
+        v = tl.where(counts, tl.load(v_ptr + n * svn + pixels * svs + channels * svc,
+                                     mask=inside, other=0.0).to(ACC), 0.0)
+    else:
+        v = counts.to(ACC)
+    pw = 0.0
+    nw = 0.0
+    alpha = 0.0
+    if HAS_PW:
+        pw = tl.load(pw_ptr + channels, mask=inside, other=0.0).to(ACC)
+    if HAS_NW:
+        nw = tl.load(nw_ptr + channels, mask=inside, other=0.0).to(ACC)
+    if HAS_ALPHA:
+        alpha = tl.load(alpha_ptr + channels, mask=inside, other=0.0).to(ACC)
+    soft, p = softplus_sigmoid(x)
+    bce, slope = _bce_terms(x, t * (1.0 - eps) + eps * 0.5, soft, p, pw, nw, alpha, gamma,
+                            tiny, HAS_PW, HAS_NW, FOCAL, HAS_ALPHA)
+    if GRAD == 2:
+        g = inverse_normaliser(norm_ptr, ACC)
+    if PIXEL == 1:
+        tl.store(pixel_ptr + n * son + elements, (v * bce).to(pixel_ptr.dtype.element_ty),
+                 mask=inside)
+    if PIXEL == 2:
+        total = tl.sum(v * bce, axis=0)
+        if GRAD == 2:  # the loss divided by its normaliser
+            total = total * g
+        tl.store(pixel_ptr + block * N + n, total)
+    if GRAD != 0:
+        if GRAD == 2:
+            dx = g * v * slope
+        else:
+            dx = tl.load(g_ptr + n * sgn + elements * sge, mask=inside,
+                         other=0.0).to(ACC) * v * slope
+        if UPSTREAM:
+            dx = dx * tl.load(norm_ptr).to(ACC)
+        tl.store(dx_ptr + n * sdn + elements, dx.to(dx_ptr.dtype.element_ty), mask=inside)
 
 
 @triton.jit(do_not_specialize=["opaque"])
@@ -148,38 +254,18 @@ def _sigmoid_kernel(
                 v = counts.to(ACC)
             soft, p = softplus_sigmoid(x)
             if WANT_LOSS or LOSS_GRAD:
-                y = t * (1.0 - eps) + eps * 0.5
-                positive = y
-                negative = 1.0 - y
+                pw = 0.0
+                nw = 0.0
+                alpha = 0.0
                 if HAS_PW:
-                    positive = positive * tl.load(pw_ptr + channels, mask=valid[None, :],
-                                                  other=0.0).to(ACC)
+                    pw = tl.load(pw_ptr + channels, mask=valid[None, :], other=0.0).to(ACC)
                 if HAS_NW:
-                    negative = negative * tl.load(nw_ptr + channels, mask=valid[None, :],
-                                                  other=0.0).to(ACC)
-                # softplus(-x) = -log p, softplus(x) = -log(1 - p)
-                if HAS_PW or HAS_NW:
-                    bce = (positive * (tl.maximum(-x, 0.0) + soft)
-                           + negative * (tl.maximum(x, 0.0) + soft))
-                    slope = positive * (p - 1.0) + negative * p
-                else:  # the same with positive + negative = 1: 3 and 1 instructions
-                    bce = tl.maximum(x, 0.0) - y * x + soft
-                    slope = p - y
-                if FOCAL:
-                    p_t = p * y + (1.0 - p) * (1.0 - y)
-                    rest = tl.maximum(1.0 - p_t, tiny)
-                    modulation = tl.exp(gamma * tl.log(rest))
-                    d_modulation = tl.where(1.0 - p_t > tiny,
-                                            -gamma * tl.exp((gamma - 1.0) * tl.log(rest)), 0.0)
-                    slope = (slope * modulation
-                             + bce * d_modulation * (2.0 * y - 1.0) * p * (1.0 - p))
-                    bce = bce * modulation
+                    nw = tl.load(nw_ptr + channels, mask=valid[None, :], other=0.0).to(ACC)
                 if HAS_ALPHA:
                     alpha = tl.load(alpha_ptr + channels, mask=valid[None, :],
                                     other=0.0).to(ACC)
-                    alpha_t = alpha * y + (1.0 - alpha) * (1.0 - y)
-                    bce = bce * alpha_t
-                    slope = slope * alpha_t
+                bce, slope = _bce_terms(x, t * (1.0 - eps) + eps * 0.5, soft, p, pw, nw, alpha,
+                                        gamma, tiny, HAS_PW, HAS_NW, FOCAL, HAS_ALPHA)
                 if PIXEL == 1:
                     tl.store(pixel_ptr + n * son + pixels * sos + channels * soc,
                              (v * bce).to(pixel_ptr.dtype.element_ty), mask=tile)
@@ -220,6 +306,15 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
     ignore = comparable_ignore(ignore, target)
     n, num_channels, spatial = x.shape[0], x.shape[axis], x.shape[3 - axis]
     out_dtype = result_dtype(x.dtype)
+    # the flat kernel writes a per-element loss in x's layout: the (contiguous) output
+    # has it only when the class axis is last
+    if (not stats and coefficients is None and (grad != GRAD_BACKWARD or grad_pixel is not None)
+            and (pixel != PIXEL_EACH or axis == 2)
+            and flat_span(x, axis, target, None if grad_pixel is None or not any(
+                grad_pixel.stride()) else grad_pixel)):
+        return _launch_flat(x, target, v, positive, negative, alpha, axis, eps, gamma,
+                            pixel=pixel, grad=grad, grad_pixel=grad_pixel,
+                            normaliser=normaliser, upstream=upstream, ignore=ignore)
     block, warps, unroll = sigmoid_geometry(spatial)
     channels, group = 1, channel_group(num_channels)
     rows = logit_rows(x, axis)  # channel-contiguous logits: whole rows per tile
@@ -274,6 +369,52 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
     # one reduction for all statistics (views of one tensor: the custom op copies them)
     return pixel_out, (None if part is None else part.sum(-1).unbind(0)), dx
 
+
+def _launch_flat(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel, grad,
+                 grad_pixel, normaliser, upstream, ignore):
+    """``_launch`` by ``_sigmoid_flat_kernel``: no statistics, and ``x``, ``target``,
+    ``grad_pixel`` (unless a broadcast scalar) and a per-element loss (contiguous in x's
+    shape) one span of pixels × C values per image."""
+    n, num_channels, spatial = x.shape[0], x.shape[axis], x.shape[3 - axis]
+    out_dtype = result_dtype(x.dtype)
+    elements = spatial * num_channels
+    block, warps, _ = sigmoid_geometry(elements)
+    programs = triton.cdiv(elements, block)
+    pixel_out = None
+    if pixel == PIXEL_EACH:
+        pixel_out = torch.empty(x.shape, dtype=out_dtype, device=x.device)
+    elif pixel == PIXEL_SUM:
+        pixel_out = torch.empty(programs, n, dtype=out_dtype, device=x.device)
+    dx = None if grad == GRAD_NONE else torch.empty_like(x)
+    if n and elements:
+        holder = dummy(x)
+        svn, svc, svs = ncs_strides(v, axis)
+        broadcast = grad_pixel is not None and not any(grad_pixel.stride())
+        _sigmoid_flat_kernel[(programs, n)](
+            x, target, holder if v is None else v, holder if positive is None else positive,
+            holder if negative is None else negative, holder if alpha is None else alpha,
+            holder if grad_pixel is None else grad_pixel,
+            normaliser if normaliser is not None else holder if upstream is None else upstream,
+            holder if pixel_out is None else pixel_out, holder if dx is None else dx,
+            ignore_values(ignore, x.device) if ignore else holder,
+            n, elements, ncs_strides(x, axis)[0], ncs_strides(target, axis)[0], svn, svs, svc,
+            0 if grad_pixel is None else ncs_strides(grad_pixel, axis)[0],
+            0 if grad_pixel is None or broadcast else 1,
+            0 if pixel != PIXEL_EACH else ncs_strides(pixel_out, axis)[0],
+            0 if dx is None else ncs_strides(dx, axis)[0],
+            params(float(eps), float(gamma), out_dtype, x.device),
+            HAS_V=v is not None, HAS_PW=positive is not None, HAS_NW=negative is not None,
+            HAS_ALPHA=alpha is not None, FOCAL=gamma != 0, PIXEL=pixel, GRAD=grad,
+            HAS_G=grad_pixel is not None, IGNORE=len(ignore),
+            UPSTREAM=upstream is not None and grad == GRAD_BACKWARD,
+            ACC=accumulate_dtype(x.dtype), BLOCK=block, CLASSES=num_channels,
+            num_warps=warps)
+    else:
+        pixel_out = pixel_out.zero_() if pixel == PIXEL_SUM else pixel_out
+        dx = None if dx is None else dx.zero_()
+    if pixel == PIXEL_SUM:
+        pixel_out = pixel_out.sum()
+    return pixel_out, None, dx
 
 def _terms(x: torch.Tensor, target: torch.Tensor, v: torch.Tensor | None,
            positive: torch.Tensor | None, negative: torch.Tensor | None,
