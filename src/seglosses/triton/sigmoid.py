@@ -59,6 +59,17 @@ from .softmax import (
 
 
 @triton.jit
+def _drop_ignored(t, counts, ignore_ptr, IGNORE: tl.constexpr):
+    """``(t, counts)`` with the elements whose integer target is one of the ``IGNORE`` labels
+    set to t = 0 and left out of ``counts``."""
+    if IGNORE:
+        dropped = label_status(t, 2, ignore_ptr, IGNORE)[0]
+        t = tl.where(dropped, 0, t)
+        counts = counts & ~dropped
+    return t, counts
+
+
+@triton.jit
 def _bce_terms(x, y, soft, p, pw, nw, alpha, gamma, tiny, HAS_PW: tl.constexpr,
                HAS_NW: tl.constexpr, FOCAL: tl.constexpr, HAS_ALPHA: tl.constexpr):
     """``(ℓ, ∂ℓ/∂x)`` per element before v: BCE-with-logits of the smoothed target ``y`` with
@@ -115,11 +126,7 @@ def _sigmoid_flat_kernel(
     inside = elements < E
     x = tl.load(x_ptr + n * sxn + elements, mask=inside, other=0.0).to(ACC)
     t = tl.load(t_ptr + n * stn + elements, mask=inside, other=0)
-    counts = inside
-    if IGNORE:
-        dropped = label_status(t, 2, ignore_ptr, IGNORE)[0]
-        t = tl.where(dropped, 0, t)
-        counts = counts & ~dropped
+    t, counts = _drop_ignored(t, inside, ignore_ptr, IGNORE)
     t = t.to(ACC)
     if (HAS_PW or HAS_NW) or (HAS_ALPHA or HAS_V):  # (triton 3.3: no chains)
         offset = (start % CLASSES).to(tl.int32) + tl.arange(0, BLOCK)
@@ -241,11 +248,7 @@ def _sigmoid_kernel(
                             DENSE)[0]
             x = xs[j].to(ACC)
             t = ts[j]
-            counts = tile
-            if IGNORE:
-                dropped = label_status(t, 2, ignore_ptr, IGNORE)[0]
-                t = tl.where(dropped, 0, t)
-                counts = counts & ~dropped
+            t, counts = _drop_ignored(t, tile, ignore_ptr, IGNORE)
             t = t.to(ACC)
             if HAS_V:  # loaded under the tile's mask (vectorised), ignored elements dropped
                 v = tl.where(counts, tl.load(v_ptr + n * svn + pixels * svs + channels * svc,
