@@ -220,7 +220,7 @@ def specialise(kernel, args, constants):
     return signature, constexprs, attrs
 
 
-def examine(kernel, args, constants, num_warps) -> dict:
+def examine(kernel, args, constants, num_warps, sass_path=None) -> dict:
     signature, constexprs, attrs = specialise(kernel, args, constants)
     compiled = triton.compile(ASTSource(fn=kernel, signature=signature, constexprs=constexprs,
                                         attrs=attrs), target=TARGET,
@@ -232,6 +232,9 @@ def examine(kernel, args, constants, num_warps) -> dict:
                                capture_output=True, text=True, check=True).stdout
         sass = subprocess.run([os.path.join(TOOLS, "cuobjdump"), "-sass", cubin.name],
                               capture_output=True, text=True, check=True).stdout
+    if sass_path:
+        with open(sass_path, "w") as out:
+            out.write(sass)
     found = re.search(r"REG:(\d+).*?SHARED:(\d+).*?LOCAL:(\d+)", usage)
     widths = collections.Counter(re.findall(r"\bLDG\.E(?:\.(128|64|U8|U16|S8|S16))?", sass))
     body = [line for line in re.findall(r"/\*[0-9a-f]{4}\*/\s+([^;]*);", sass)
@@ -265,6 +268,8 @@ def main() -> None:
                              "of a class count that is not a power of two; 2: all)")
     parser.add_argument("--smoke", action="store_true", help="one tiny case")
     parser.add_argument("--case", default="", help="only the cases whose name contains this")
+    parser.add_argument("--sass", metavar="DIR",
+                        help="also write each launch's SASS to DIR (one file per row)")
     args = parser.parse_args()
     if kernels.interpreting():
         parser.error("run with TRITON_INTERPRET=0: the kernels are compiled, not interpreted")
@@ -301,7 +306,13 @@ def main() -> None:
                 (_common.PIXEL_TILE_VALUES, _common.HELD_VALUES, _common.HELD_STATS_VALUES,
                  _common.WALK_ODD_ROWS, _common.FLAT_ROWS) = defaults
             for index, (kernel, arguments, constants, warps) in enumerate(launches):
-                seen = examine(kernel, arguments, constants, warps)
+                sass_path = None
+                if args.sass:
+                    os.makedirs(args.sass, exist_ok=True)
+                    stem = re.sub(r"[^A-Za-z0-9]+", "_", f"{name} {tile} {held} {held_stats} "
+                                  f"{int(walk)} {flat} {index} {kernel.__name__}").strip("_")
+                    sass_path = os.path.join(args.sass, stem + ".sass")
+                seen = examine(kernel, arguments, constants, warps, sass_path)
                 # straight-line code only (a statistics walk loops over its steps)
                 held_values = 0 if "SUB" in constants else constants.get("HELD", 0) * max(
                     1, constants.get("BLOCK", 1) // (32 * warps))

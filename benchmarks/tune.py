@@ -13,7 +13,7 @@ kernels one call launches and their time, to show what outside the main kernel c
         --cases "CE 2-D bf16 channels_last,BCE multilabel 2-D bf16 channels_last"
     python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --held 0,20,40,80 --held-stats 0,96
     python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --stats-block 512,1024 \
-        --stats-pixels 1,2,4
+        --stats-pixels 1,2,4 --shifted 0,1
     python benchmarks/tune.py --blocks 512,1024 --warps 4 --unroll 1,2 --group 1,2,4,8
     python benchmarks/tune.py --blocks 512 --warps 4 --unroll 2 --total-block 1024,4096,16384 \
         --element-steps 1,4,16 \
@@ -186,6 +186,9 @@ def main() -> None:
                              "over held classes)")
     parser.add_argument("--stats-pixels", default=str(_common.STATS_PIXELS),
                         help="STATS_PIXELS values (the most pixels per thread and step)")
+    parser.add_argument("--shifted", default=str(int(_common.SHIFT_BLOCKS)),
+                        help="SHIFT_BLOCKS values (1: a statistics pass's last block is moved "
+                             "back into the image and read unmasked; 0: masked)")
     parser.add_argument("--group", default=str(_common.SIGMOID_GROUP),
                         help="SIGMOID_GROUP values (1: the sigmoid kernel writes each channel "
                              "before it loads the next; 4, ...: loads that many first)")
@@ -221,6 +224,7 @@ def main() -> None:
               (_common, "HELD_STATS_VALUES"): ("held (statistics)", values(args.held_stats)),
               (_common, "STATS_BLOCK"): ("stats block", values(args.stats_block)),
               (_common, "STATS_PIXELS"): ("stats pixels", values(args.stats_pixels)),
+              (_common, "SHIFT_BLOCKS"): ("shifted", [bool(v) for v in values(args.shifted)]),
               (_common, "SIGMOID_GROUP"): ("group", values(args.group)),
               (scans, "TOTAL_BLOCK"): ("total block", values(args.total_block)),
               (scans, "ELEMENT_STEPS"): ("element steps", values(args.element_steps))}

@@ -231,6 +231,49 @@ def test_statistics_pass_reads_the_logits_once(monkeypatch):
     assert reads == {0: 4 * x.numel(), 96: 2 * x.numel() + pixels}
 
 
+@pytest.mark.parametrize("shift", [False, True])
+@pytest.mark.parametrize("shape", [(2, 3, 40, 40), (1, 19, 4, 8, 50)],
+                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("loss_name,options,target_kind", [
+    ("dice_ce_loss", {"ignore_index": 255, "lambda_ce": 0.5}, "index"),
+    ("dice_loss", {"aggregate": "batch"}, "one-hot"),
+    ("tversky_loss", {"alpha": 0.3, "beta": 0.7, "gamma": 1.5}, "index"),
+])
+def test_statistics_pass_shifts_its_last_block(shape, shift, loss_name, options, target_kind,
+                                               monkeypatch):
+    """S = 1600 pixels (a multiple of 16, not of the statistics pass's 512-pixel block): with
+    ``SHIFT_BLOCKS`` the last program reads pixels 1088-1599 unmasked and counts only its
+    own (1536-1599). The loss and gradient match the torch path, pixel weights and ignored
+    labels included, and the launch took the shift it was asked for."""
+    from seglosses.triton import _common, softmax
+
+    seen, kernel = [], softmax._softmax_stats_kernel
+
+    class Spy:
+        def __getitem__(self, grid):
+            def launch(*args, **constants):
+                seen.append(constants["SHIFTED"])
+                return kernel[grid](*args, **constants)
+            return launch
+
+    monkeypatch.setattr(_common, "SHIFT_BLOCKS", shift)
+    monkeypatch.setattr(softmax, "_softmax_stats_kernel", Spy())
+    generator = torch.Generator().manual_seed(7)
+    x = torch.randn(shape, dtype=torch.float64, generator=generator) * 3
+    labels = _labels((shape[0], *shape[2:]), shape[1], torch.int64, seed=8)
+    if target_kind == "one-hot":
+        target = torch.nn.functional.one_hot(labels, shape[1]).movedim(-1, 1).to(torch.uint8)
+    else:
+        target = labels
+        target.view(-1)[::7] = 255 if "ignore_index" in options else 0
+    weights = torch.rand((shape[0], *shape[2:]), dtype=torch.float64, generator=generator)
+    options = dict(options, pixel_weights=weights)
+    (loss, grad), (ref, ref_grad) = _both(loss_name, x, target, options)
+    np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-10, atol=1e-12)
+    assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
+    assert seen == [shift], seen
+
+
 def test_float32_softplus_within_a_few_ulp():
     """The sigmoid kernel's float32 log1p(e^{-|x|}) (a degree-9 polynomial in e) and σ(x),
     per element against float64, over logits whose terms run from 0.69 down to 1e-9, for

@@ -155,7 +155,7 @@ def strided_jobs():
             block, step, warps = _common.stats_walk(19, 1 << 16, dense=not index, l1=False)
             jobs.append((f"softmax strided statistics walk {name}",
                          softmax._softmax_stats_kernel, types,
-                         dict(constants, BLOCK=block, SUB=step, HELD=19),
+                         dict(constants, BLOCK=block, SUB=step, HELD=19, SHIFTED=True),
                          dict(num_warps=warps, aligned=aligned, check=few_barriers)))
             continue
         block, held = _common.held_classes(19, 512, _common.MAX_WARPS, dense=not index)
@@ -225,7 +225,8 @@ def held_job(name, types, constants, classes=None):
                                                 l1=constants["L1"])
         return (f"softmax statistics walk C={classes} BLOCK={block} STEP={step} warps={warps} "
                 f"{name}", softmax._softmax_stats_kernel, types,
-                dict(constants, BLOCK=block, SUB=step, HELD=classes, STRIDED=False),
+                dict(constants, BLOCK=block, SUB=step, HELD=classes, STRIDED=False,
+                     SHIFTED=True),
                 dict(num_warps=warps))
     warps, block = _common.MAX_WARPS, 512
     classes = classes or _common.HELD_VALUES // (2 if dense else 1) // (block // (32 * warps))

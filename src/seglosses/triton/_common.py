@@ -146,6 +146,23 @@ def row_tile(x: torch.Tensor, axis: int) -> tuple[int, int] | None:
 WALK_ODD_ROWS = False
 
 
+# A statistics pass (softmax._softmax_stats_kernel) whose block would run past the end of its
+# image reads the last BLOCK pixels instead (the block starts at S - BLOCK), the pixels before
+# its own start counting nothing: every load of the logits is then unmasked, where a masked
+# load first zeroes its register (one more instruction per logit: bf16 C=19, 290 -> 270 SASS
+# per step of the walk). Only where S is a multiple of 16, which keeps the compiler's
+# alignment proof (and the vector loads) for every block, and S >= BLOCK. The gradient
+# kernels gain less and some lose occupancy (class weights: 80 -> 111 registers), so they
+# keep the mask. False: the last block is masked too (A/B: `benchmarks/tune.py --shifted`).
+SHIFT_BLOCKS = True
+
+
+def shifted_blocks(spatial: int, block: int) -> bool:
+    """Whether a kernel over ``spatial`` pixels per image in blocks of ``block`` shifts its
+    last block back into the image (``SHIFT_BLOCKS``)."""
+    return SHIFT_BLOCKS and spatial >= block and spatial % 16 == 0
+
+
 def logit_rows(x: torch.Tensor, axis: int) -> tuple[int, int] | None:
     """``row_tile`` of the logits, or None where ``WALK_ODD_ROWS`` sends their rows
     (class-contiguous, a class count that is not a power of two) to the class walk."""

@@ -64,6 +64,7 @@ from ._common import (
     pixel_tile,
     result_dtype,
     setup_fused,
+    shifted_blocks,
     statistics_slope,
     statistics_sums,
     stats_walk,
@@ -124,15 +125,14 @@ def _pixel_sums(q_sum, qx_sum, x, t, c, eps, smooth_share, scale_ptr, ACC: tl.co
 
 
 @triton.jit
-def _held_dx(e, inverse, r_total, t, label, c, v, gv, n, N, C, eps, smooth_share, scale_ptr,
-             coef_ptr, ACC: tl.constexpr, INDEX: tl.constexpr, HAS_SCALE: tl.constexpr,
+def _held_dx(e, inverse, r_total, t, label, c, v, gv, eps, smooth_share, scale_ptr, slopes,
+             ACC: tl.constexpr, INDEX: tl.constexpr, HAS_SCALE: tl.constexpr,
              CE_GRAD: tl.constexpr, HAS_COEF: tl.constexpr):
     """dX of held class c when r_c = v p_c s_c - g v a_c q_c (no second walk):
     ``p_c (v s_c - Σ r) - g v a_c q_c`` with p_c = e_c * inverse, so cross-entropy alone
-    costs a compare, a select and one FFMA per logit."""
-    if HAS_COEF:
-        dx = e * (inverse * (v * statistics_slope(coef_ptr, n, N, C, c, c < C, e, t, ACC,
-                                                  False) - r_total))
+    costs a compare, a select and one FFMA per logit (``slopes``: `_held_slopes`)."""
+    if HAS_COEF:  # (inverse v and inverse Σ r are common to all classes)
+        dx = e * ((inverse * v) * _held_slope(slopes, c, t, label, INDEX) - inverse * r_total)
     else:
         dx = e * (-inverse * r_total)
     if CE_GRAD:
@@ -211,17 +211,71 @@ def _pixel_inputs(v_ptr, t_row, n, svn, svs, pixels, inside, C, ignore_ptr, ACC:
     return v, label, labelled
 
 
+GATHER_CLASSES: tl.constexpr = tl.constexpr(8)
+
+
 @triton.jit
-def _held_walk(x_row, t_row, label, labelled, inside, sxc, stc, n, N, C, eps, smooth_share,
-               scale_ptr, coef_ptr, ACC: tl.constexpr, INDEX: tl.constexpr,
+def _held_slopes(coef_ptr, n, N, C, ACC: tl.constexpr, INDEX: tl.constexpr,
+                 HELD: tl.constexpr):
+    """Image n's row of the (3, N, C) coefficient table for ``HELD`` classes, the statistics'
+    slope of class c being ``A_c + B_c t`` (no L1 term): ``(A_0, B_0, A_1, B_1, …)``, or
+    for an index map (t is 0 or 1) ``(A_0, A_0 + B_0, …)``, so that the slope is a select.
+
+    Loaded once per program, before any store: read at each of its two uses (Σ_c e_c s_c in
+    the walk, then dX), each is loaded twice, since the dX stores between the uses might
+    alias the table (bf16 C=19 Dice+CE gradient pass: 1108 -> 871 SASS instructions;
+    with the select and `_held_walk`'s gathered B_label, 779 and 95 registers instead of
+    112; benchmarks/static.py)."""
+    slopes = ()
+    row = coef_ptr + n * C
+    for c in tl.static_range(HELD):
+        a = tl.load(row + c).to(ACC)
+        b = tl.load(row + N * C + c).to(ACC)
+        if INDEX:
+            b = a + b
+        slopes = slopes + (a, b)
+    return slopes
+
+
+@triton.jit
+def _held_slope(slopes, c: tl.constexpr, t, label, INDEX: tl.constexpr):
+    """Held class c's statistics slope ``A_c + B_c t`` from `_held_slopes`."""
+    if INDEX:
+        return tl.where(label == c, slopes[2 * c + 1], slopes[2 * c])
+    else:
+        return slopes[2 * c] + slopes[2 * c + 1] * t
+
+
+@triton.jit
+def _block_pixels(block, S, BLOCK: tl.constexpr, start, SUB: tl.constexpr,
+                  SHIFTED: tl.constexpr):
+    """``(pixels as int64, inside)``: the ``SUB`` pixels at ``start`` of program ``block``'s
+    ``BLOCK``, and which of them are the program's. With ``SHIFTED`` (S ≥ BLOCK) a block
+    that would run past S starts at S - BLOCK instead: every pixel is in the image, so the
+    loads of the logits need no mask (`_common.shifted_blocks`), and the pixels before the
+    program's own start are not inside."""
+    first = block * BLOCK
+    if SHIFTED:
+        pixels = tl.minimum(first, S - BLOCK) + start + tl.arange(0, SUB)
+        inside = pixels >= first
+    else:
+        pixels = first + start + tl.arange(0, SUB)
+        inside = pixels < S
+    return pixels.to(tl.int64), inside
+
+
+@triton.jit
+def _held_walk(x_row, t_row, label, labelled, inside, sxc, stc, C, eps, smooth_share,
+               scale_ptr, slopes, b_row, ACC: tl.constexpr, INDEX: tl.constexpr,
                HAS_SCALE: tl.constexpr, SUMS: tl.constexpr, WANT_LOSS: tl.constexpr,
                CE_GRAD: tl.constexpr, HAS_COEF: tl.constexpr, SMOOTH: tl.constexpr,
-               HELD: tl.constexpr):
+               HELD: tl.constexpr, SHIFTED: tl.constexpr):
     """Step 1 over ``HELD`` classes held in registers: every load first (HELD vectors in
     flight per thread, each logit read once), the max, then e_c = 2^((x_c - max) log2 e)
     kept. Returns ``(xs, ts, es, max, Σ e, Σ a q, Σ a q x, Σ e s)``: the logits as loaded
     and the targets (one-hot / soft; empty for an index map) as tuples, and with ``SUMS``
-    what the loss and Σ_c r_c need without a second walk."""
+    what the loss and Σ_c r_c need without a second walk (``slopes``: `_held_slopes`;
+    ``b_row``: image n's row of B in the coefficient table)."""
     zero = tl.zeros_like(inside).to(ACC)
     q_sum = zero
     qx_sum = zero
@@ -236,9 +290,14 @@ def _held_walk(x_row, t_row, label, labelled, inside, sxc, stc, n, N, C, eps, sm
     x_class = x_row
     t_class = t_row
     for _ in tl.static_range(HELD):  # held as loaded, widened to ACC where used
-        xs = xs + (tl.load(x_class, mask=inside, other=0.0),)
-        if not INDEX:
-            ts = ts + (tl.load(t_class, mask=inside, other=0.0),)
+        if SHIFTED:  # every pixel of the block is in the image (`_block_pixels`)
+            xs = xs + (tl.load(x_class),)
+            if not INDEX:
+                ts = ts + (tl.load(t_class),)
+        else:
+            xs = xs + (tl.load(x_class, mask=inside, other=0.0),)
+            if not INDEX:
+                ts = ts + (tl.load(t_class, mask=inside, other=0.0),)
         x_class += sxc
         t_class += stc
     running_max = xs[0].to(ACC)
@@ -260,9 +319,18 @@ def _held_walk(x_row, t_row, label, labelled, inside, sxc, stc, n, N, C, eps, sm
             else:
                 q_sum, qx_sum = _pixel_sums(q_sum, qx_sum, x, t, c, eps, smooth_share,
                                             scale_ptr, ACC, HAS_SCALE, WANT_LOSS, CE_GRAD)
-            if HAS_COEF:  # s_c = A + B t (no L1 term here)
-                slope_sum += e * statistics_slope(coef_ptr, n, N, C, c, c < C, x, t, ACC,
-                                                  False)
+            if (HAS_COEF and INDEX) and HELD >= GATHER_CLASSES:  # Σ e_c A_c; then B_label
+                slope_sum += e * slopes[2 * c]
+            elif HAS_COEF:  # s_c = A + B t (no L1 term here)
+                slope_sum += e * _held_slope(slopes, c, t, label, INDEX)
+    if (SUMS and INDEX) and (HAS_COEF and HELD >= GATHER_CLASSES):
+        # + e_label B_label, gathered: a compare per class here would be kept for dX's
+        # (predicates saved to registers and restored, 2 instructions per logit: bf16 C=19
+        # Dice+CE gradient pass 840 -> 779 SASS, 127 -> 95 registers; for few classes the
+        # two gathers per pixel cost more than the compares: fp32 C=4 389 -> 444)
+        x_at = tl.load(x_row + label.to(tl.int64) * sxc, mask=labelled, other=0.0).to(ACC)
+        b_at = tl.load(b_row + label, mask=labelled, other=0.0).to(ACC)
+        slope_sum += tl.where(labelled, exp2(x_at * LOG2E - shift), 0.0) * b_at
     if (SUMS and INDEX) and not HAS_SCALE:
         # Σ_c q_c = 1 wherever it counts: an ignored label's pixel has v = 0, an
         # out-of-range one is NaN (validate=False)
@@ -308,9 +376,7 @@ def _softmax_kernel(
     eps, gamma, tiny = load_params(params_ptr, ACC)
     block = tl.program_id(0)
     n = tl.program_id(1).to(tl.int64)
-    pixels = block * BLOCK + tl.arange(0, BLOCK)
-    inside = pixels < S
-    pixels = pixels.to(tl.int64)
+    pixels, inside = _block_pixels(block, S, BLOCK, 0, BLOCK, False)
     x_row = x_ptr + n * sxn + pixels * sxs
     t_row = t_ptr + n * stn + pixels * sts
 
@@ -341,13 +407,16 @@ def _softmax_kernel(
     xs = ()
     ts = ()
     es = ()
+    slopes = ()
     x_class = x_row
     t_class = t_row
     if HELD:
+        if HAS_COEF and not SECOND:  # (a second walk loads its own, with the L1 term)
+            slopes = _held_slopes(coef_ptr, n, N, C, ACC, INDEX, HELD)
         xs, ts, es, running_max, running_sum, q_sum, qx_sum, slope_sum = _held_walk(
-            x_row, t_row, label, labelled, inside, sxc, stc, n, N, C, eps, smooth_share,
-            scale_ptr, coef_ptr, ACC, INDEX, HAS_SCALE, SUMS, WANT_LOSS, CE_GRAD, HAS_COEF,
-            SMOOTH, HELD)
+            x_row, t_row, label, labelled, inside, sxc, stc, C, eps, smooth_share, scale_ptr,
+            slopes, coef_ptr + (N + n) * C, ACC, INDEX, HAS_SCALE, SUMS, WANT_LOSS, CE_GRAD,
+            HAS_COEF, SMOOTH, HELD, False)
     else:
         for c in tl.range(0, C, loop_unroll_factor=UNROLL):
             x = tl.load(x_class, mask=inside, other=0.0).to(ACC)
@@ -419,8 +488,8 @@ def _softmax_kernel(
                                        False, False, L1)
                     dx = r - p * r_total
                 else:
-                    dx = _held_dx(es[c], inverse, r_total, t, label, c, v, gv, n, N, C, eps,
-                                  smooth_share, scale_ptr, coef_ptr, ACC, INDEX, HAS_SCALE,
+                    dx = _held_dx(es[c], inverse, r_total, t, label, c, v, gv, eps,
+                                  smooth_share, scale_ptr, slopes, ACC, INDEX, HAS_SCALE,
                                   CE_GRAD, HAS_COEF)
                 tl.store(dx_class, dx.to(dx_ptr.dtype.element_ty), mask=inside)
                 dx_class += sdc
@@ -453,7 +522,7 @@ def _softmax_stats_kernel(
         WANT_LOSS: tl.constexpr, CE_GRAD: tl.constexpr, SECOND: tl.constexpr,
         SUMS: tl.constexpr, SMOOTH: tl.constexpr, UPSTREAM: tl.constexpr, ACC: tl.constexpr,
         BLOCK: tl.constexpr,
-        SUB: tl.constexpr, HELD: tl.constexpr, STRIDED: tl.constexpr):
+        SUB: tl.constexpr, HELD: tl.constexpr, STRIDED: tl.constexpr, SHIFTED: tl.constexpr):
     """A statistics pass (no gradient) over ``HELD`` = C classes held in registers: the
     program's ``BLOCK`` pixels are walked ``SUB`` at a time (a few per thread, so the logits
     and targets of every class fit), each logit read once with one exponential, and the
@@ -480,18 +549,16 @@ def _softmax_stats_kernel(
             l1 = l1 + (tl.zeros([SUB], ACC),)
     total = tl.zeros([SUB], ACC)
     for start in tl.range(0, BLOCK, SUB):
-        pixels = block * BLOCK + start + tl.arange(0, SUB)
-        inside = pixels < S
-        pixels = pixels.to(tl.int64)
+        pixels, inside = _block_pixels(block, S, BLOCK, start, SUB, SHIFTED)
         x_row = x_ptr + n * sxn + pixels * sxs
         t_row = t_ptr + n * stn + pixels * sts
         v, label, labelled = _pixel_inputs(v_ptr, t_row, n, svn, svs, pixels, inside, C,
                                            ignore_ptr, ACC, INDEX, IGNORE, HAS_V)
         # the cross-entropy sums in the walk, as without a second walk (not for focal)
         xs, ts, es, running_max, running_sum, q_sum, qx_sum, no_slope = _held_walk(
-            x_row, t_row, label, labelled, inside, sxc, stc, n, N, C, eps, smooth_share,
-            scale_ptr, coef_ptr, ACC, INDEX, HAS_SCALE, WANT_LOSS and not FOCAL, WANT_LOSS,
-            False, False, SMOOTH, HELD)
+            x_row, t_row, label, labelled, inside, sxc, stc, C, eps, smooth_share, scale_ptr,
+            (), coef_ptr, ACC, INDEX, HAS_SCALE, WANT_LOSS and not FOCAL, WANT_LOSS, False, False,
+            SMOOTH, HELD, SHIFTED)
         lse = running_max + fast_log(running_sum)
         inverse = 1.0 / running_sum
         weight = v * inverse  # v p_c = e_c * weight: one multiply per logit
@@ -505,9 +572,14 @@ def _softmax_stats_kernel(
         for c in tl.static_range(HELD):
             t = _target_at(t_row, ts, label, c, inside, INDEX, HELD, ACC)
             vp = es[c] * weight
-            next_tp = next_tp + (tp[c] + vp * t,)
+            if INDEX:  # t is 0 or 1: a predicated add each, not a select and a multiply
+                hit = label == c
+                next_tp = next_tp + (tl.where(hit, tp[c] + vp, tp[c]),)
+                next_ts = next_ts + (tl.where(hit, ts_sum[c] + v, ts_sum[c]),)
+            else:
+                next_tp = next_tp + (tp[c] + vp * t,)
+                next_ts = next_ts + (ts_sum[c] + v * t,)
             next_ps = next_ps + (ps[c] + vp,)
-            next_ts = next_ts + (ts_sum[c] + v * t,)
             if (WANT_LOSS and FOCAL) or L1:
                 p = es[c] * inverse
                 if WANT_LOSS and FOCAL:
@@ -723,9 +795,9 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
         kernel, shape = _softmax_kernel, dict(BLOCK=block, UNROLL=unroll, HELD=held,
                                               STRIDED=strided, opaque=1, num_warps=warps)
         if step:
-            kernel, shape = _softmax_stats_kernel, dict(BLOCK=block, SUB=step, HELD=held,
-                                                        STRIDED=strided, opaque=1,
-                                                        num_warps=warps)
+            kernel, shape = _softmax_stats_kernel, dict(
+                BLOCK=block, SUB=step, HELD=held, STRIDED=strided, opaque=1, num_warps=warps,
+                SHIFTED=shifted_blocks(spatial, block))
         elif tile:
             dense_tile = dense_rows(x, axis, padded) and dense_rows(dx, axis, padded)
             whole = dense_tile and whole_rows(x, axis, padded)
