@@ -72,6 +72,7 @@ CASES = [
     ("CE 2-D bf16 C=19", (1, 19, 256, 256), torch.bfloat16, False, CE),
     ("Dice+CE 2-D bf16 C=19", (1, 19, 256, 256), torch.bfloat16, False, DICE_CE),
     ("BCE multilabel 2-D bf16 C=19", (1, 19, 256, 256), torch.bfloat16, False, BCE),
+    ("BCE-Dice multilabel 2-D bf16 C=19", (1, 19, 256, 256), torch.bfloat16, False, BCE_DICE),
     ("CE 2-D bf16 C=19 ignore_index=255", (1, 19, 256, 256), torch.bfloat16, False,
      lambda x, y, t: sl.cross_entropy(x, y, ignore_index=255, impl="triton", validate=False)),
     ("CE 2-D bf16 C=19 ignore_index=255, median_frequency", (1, 19, 256, 256), torch.bfloat16,
