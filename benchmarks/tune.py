@@ -60,11 +60,11 @@ CASES = [
      lambda x, y, t: sl.binary_cross_entropy(x, t, mode="multilabel", impl="triton",
                                              validate=False)),
     # the same with a channels_last target: one span per image (the flat kernel)
-    ("BCE multilabel 2-D bf16 channels_last, channels_last target", (16, 19, 512, 1024),
+    ("BCE multilabel 2-D bf16 channels_last with a channels_last target", (16, 19, 512, 1024),
      torch.bfloat16, True, "bce", lambda x, y, t: sl.binary_cross_entropy(
          x, t.contiguous(memory_format=torch.channels_last), mode="multilabel", impl="triton",
          validate=False)),
-    ("BCE multilabel 2-D fp32 channels_last C=4, channels_last target", (16, 4, 512, 1024),
+    ("BCE multilabel 2-D fp32 channels_last C=4 with a channels_last target", (16, 4, 512, 1024),
      torch.float32, True, "bce", lambda x, y, t: sl.binary_cross_entropy(
          x, t.contiguous(memory_format=torch.channels_last), mode="multilabel", impl="triton",
          validate=False)),
@@ -102,6 +102,8 @@ CASES = [
                                                     impl="triton", validate=False,
                                                     ignore_index=255)),
 ]
+# --cases takes a comma-separated list of names, so no name may hold a comma
+assert not [name for name, *_ in CASES if "," in name]
 
 
 def _ignored(labels):
@@ -201,6 +203,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
+    wanted = [c for c in args.cases.split(",") if c]
+    unknown = [c for c in wanted if c not in {name for name, *_ in CASES}]
+    if unknown:
+        parser.error(f"no case named {unknown}; the cases: "
+                     + ", ".join(repr(name) for name, *_ in CASES))
     device = torch.device("cuda")
     bandwidth = copy_bandwidth(device)
     def values(text):
@@ -228,7 +235,6 @@ def main() -> None:
               (_common, "SIGMOID_GROUP"): ("group", values(args.group)),
               (scans, "TOTAL_BLOCK"): ("total block", values(args.total_block)),
               (scans, "ELEMENT_STEPS"): ("element steps", values(args.element_steps))}
-    wanted = [c for c in args.cases.split(",") if c]
     defaults = {(module, name): getattr(module, name) for module, name in
                 (*sweeps, (_common, "ROWS_ELEMENTS"), (_common, "SIGMOID_BLOCK"),
                  (_common, "SIGMOID_UNROLL"))}
