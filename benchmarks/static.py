@@ -71,6 +71,10 @@ BCE = (lambda x, y, t: sl.binary_cross_entropy(x, t, mode="multilabel", impl="tr
 CASES = [
     ("CE 2-D bf16 C=19", (1, 19, 256, 256), torch.bfloat16, False, CE),
     ("Dice+CE 2-D bf16 C=19", (1, 19, 256, 256), torch.bfloat16, False, DICE_CE),
+    ("Focal 2-D bf16 C=19", (1, 19, 256, 256), torch.bfloat16, False,
+     lambda x, y, t: sl.focal_loss(x, y, impl="triton", validate=False)),
+    ("Focal 2-D bf16 C=19 label_smoothing=0.1", (1, 19, 256, 256), torch.bfloat16, False,
+     lambda x, y, t: sl.focal_loss(x, y, impl="triton", validate=False, label_smoothing=0.1)),
     ("BCE multilabel 2-D bf16 C=19", (1, 19, 256, 256), torch.bfloat16, False, BCE),
     ("BCE-Dice multilabel 2-D bf16 C=19", (1, 19, 256, 256), torch.bfloat16, False, BCE_DICE),
     ("CE 2-D bf16 C=19 ignore_index=255", (1, 19, 256, 256), torch.bfloat16, False,

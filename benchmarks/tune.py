@@ -40,6 +40,8 @@ CASES = [
      lambda x, y, t: sl.cross_entropy(x, y, impl="triton", validate=False)),
     ("CE 3-D bf16 C=14", (1, 14, 160, 160, 160), torch.bfloat16, False, "ce",
      lambda x, y, t: sl.cross_entropy(x, y, impl="triton", validate=False)),
+    ("Focal 2-D bf16 u8", (16, 19, 512, 1024), torch.bfloat16, False, "ce",
+     lambda x, y, t: sl.focal_loss(x, y, impl="triton", validate=False)),
     ("CE 2-D bf16 channels_last", (16, 19, 512, 1024), torch.bfloat16, True, "ce",
      lambda x, y, t: sl.cross_entropy(x, y, impl="triton", validate=False)),
     ("CE 2-D fp32 channels_last C=4", (16, 4, 512, 1024), torch.float32, True, "ce",

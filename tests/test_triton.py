@@ -274,6 +274,46 @@ def test_statistics_pass_shifts_its_last_block(shape, shift, loss_name, options,
     assert seen == [shift], seen
 
 
+@pytest.mark.parametrize("classes", [19, 45])  # held, and walked from memory
+@pytest.mark.parametrize("options,second", [
+    ({}, False),
+    ({"reduction": "none", "class_weights": "median_frequency"}, False),
+    ({"ignore_index": 255, "gamma": 0.5}, False),
+    ({"label_smoothing": 0.1}, True),
+    ({"one_hot": True}, True),
+])
+def test_focal_over_labels_takes_the_label_term_only(classes, options, second, monkeypatch):
+    """Softmax focal loss over an index map without smoothing: only the label's term is not
+    0, so the kernel takes the cross-entropy's walk with the label's (1 - p)^γ and φ per
+    pixel (no second walk); smoothing or a dense target keep the per-class walk. Both
+    against the torch path in float64, with a non-unit upstream gradient."""
+    from seglosses.triton import softmax
+
+    seen, kernel = [], softmax._softmax_kernel
+
+    class Spy:
+        def __getitem__(self, grid):
+            def launch(*args, **constants):
+                seen.append(constants["SECOND"])
+                return kernel[grid](*args, **constants)
+            return launch
+
+    monkeypatch.setattr(softmax, "_softmax_kernel", Spy())
+    options = dict(options)
+    one_hot = options.pop("one_hot", False)
+    shape = (2, classes, 5, 7)
+    x = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(9)) * 3
+    target = _labels((2, 5, 7), classes, torch.int64, seed=10)
+    if "ignore_index" in options:
+        target[..., ::3] = 255
+    if one_hot:
+        target = torch.nn.functional.one_hot(target, classes).movedim(-1, 1).double()
+    (loss, grad), (ref, ref_grad) = _both("focal_loss", x, target, options)
+    np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-10, atol=1e-12)
+    assert_grad_close(grad.numpy(), ref_grad.numpy(), 1e-10)
+    assert seen and set(seen) == {second}, seen
+
+
 def test_float32_softplus_within_a_few_ulp():
     """The sigmoid kernel's float32 log1p(e^{-|x|}) (a degree-9 polynomial in e) and σ(x),
     per element against float64, over logits whose terms run from 0.69 down to 1e-9, for

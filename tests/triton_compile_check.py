@@ -266,6 +266,17 @@ def variants():
                               WHOLE=False, ACROSS=False)))
         if x_type != "*fp64" and not focal:  # ... and of few pixel-contiguous classes
             jobs.append(pixel_tile_job(name, types, constants))
+        if index and focal and not stats:  # without smoothing: the label's term only
+            constants = dict(constants, **softmax.flags(
+                index=index, has_v=True, has_scale=True, focal=focal, pixel=pixel,
+                stats=stats, l1=False, grad=grad, has_g=has_g, has_coef=has_coef,
+                ignore=ignore, upstream=has_coef, smooth=False))
+            name = f"{name} smooth=False"
+            jobs.append((f"softmax {name}", softmax._softmax_kernel, types,
+                         dict(constants, BLOCK=1024, UNROLL=2, HELD=0, STRIDED=False)))
+            jobs.append(held_job(name, types, constants, classes=3))
+            if x_type == "*bf16":
+                jobs.append(held_job(name, types, constants))
     for target_type, focal, (pixel, stats, grad, has_g, has_coef), channels in \
             itertools.product(["*u8", "*fp32"], [False, True], PASSES, [1, 32]):
         if channels > 1 and target_type != "*u8":

@@ -78,15 +78,23 @@ GRAD_NONE, GRAD_BACKWARD, GRAD_FUSED = 0, 1, 2
 
 
 @triton.jit
+def _focal_factors(p, neg_log_p, gamma, tiny):
+    """``(m, φ)`` of the focal term ``-q m log p``, m = ``(1 - p)^γ``: ``p ∂/∂p`` of the term
+    is ``-q φ``, φ = ``m + γ p (1 - p)^(γ-1) (-log p)`` (1 - p floored at ``tiny``)."""
+    rest = tl.maximum(1.0 - p, tiny)
+    modulation = tl.exp(gamma * tl.log(rest))
+    slope = tl.where(1.0 - p > tiny, gamma * p * tl.exp((gamma - 1.0) * tl.log(rest)), 0.0)
+    return modulation, modulation + slope * neg_log_p
+
+
+@triton.jit
 def _term(q, p, neg_log_p, gamma, tiny, FOCAL: tl.constexpr):
     """The pixel term ``q m (-log p)`` of one class (q: smoothed target times class scale,
     m = ``(1 - p)^γ`` for focal, 1 for cross-entropy) and ``p ∂/∂p`` of it per unit of
     upstream gradient (``-q`` for cross-entropy)."""
     if FOCAL:
-        rest = tl.maximum(1.0 - p, tiny)
-        modulation = tl.exp(gamma * tl.log(rest))
-        slope = tl.where(1.0 - p > tiny, gamma * p * tl.exp((gamma - 1.0) * tl.log(rest)), 0.0)
-        return q * modulation * neg_log_p, q * (-slope * neg_log_p - modulation)
+        modulation, factor = _focal_factors(p, neg_log_p, gamma, tiny)
+        return q * modulation * neg_log_p, -q * factor
     return q * neg_log_p, -q
 
 
@@ -436,8 +444,19 @@ def _softmax_kernel(
     loss = tl.zeros([BLOCK], ACC)
     r_total = tl.zeros([BLOCK], ACC)
     if not SECOND:
+        if FOCAL:
+            # an index map without smoothing (`flags`): q is 0 but at the label, so the focal
+            # loss is the cross-entropy's times m = (1 - p_y)^γ and its p ∂/∂p is -q φ, the
+            # cross-entropy's times φ: gv φ in place of gv, one label's worth of exponentials
+            # and logarithms per pixel where a second walk takes them for every class
+            x_at = tl.load(x_row + label.to(tl.int64) * sxc, mask=labelled, other=0.0).to(ACC)
+            modulation, factor = _focal_factors(exp2(x_at * LOG2E - lse2), lse - x_at, gamma,
+                                                tiny)
+            gv = gv * factor
         if WANT_LOSS:
             loss = lse * q_sum - qx_sum
+            if FOCAL:
+                loss = loss * modulation
         if CE_GRAD:
             r_total = -gv * q_sum
         if HAS_COEF:
@@ -503,9 +522,11 @@ def _softmax_kernel(
                 t = _target_at(t_row + c.to(tl.int64) * stc, ts, label, c, inside, INDEX, HELD,
                                ACC)
                 p = exp2(x * LOG2E - lse2)
+                # (without a second walk a focal term is in gv already)
                 _, r = _class_grad(x, p, lse, t, c, v, gv, n, N, C, P, block, eps,
                                    smooth_share, scale_ptr, coef_ptr, part_ptr, gamma, tiny,
-                                   ACC, HAS_SCALE, FOCAL, CE_GRAD, HAS_COEF, False, False, L1)
+                                   ACC, HAS_SCALE, FOCAL and SECOND, CE_GRAD, HAS_COEF, False,
+                                   False, L1)
                 tl.store(dx_row + c.to(tl.int64) * sdc, (r - p * r_total).to(
                     dx_ptr.dtype.element_ty), mask=inside)
 
@@ -733,7 +754,8 @@ def flags(*, index, has_v, has_scale, focal, pixel, stats, l1, grad, has_g, has_
     label smoothing is on (eps > 0)."""
     ce_grad = grad == GRAD_FUSED or (grad == GRAD_BACKWARD and has_g)
     want_loss = pixel != PIXEL_NONE
-    second = stats or focal or (has_coef and l1)
+    # focal over an index map without smoothing takes the label's term only (no second walk)
+    second = stats or (focal and not (index and not smooth)) or (has_coef and l1)
     return dict(INDEX=index, IGNORE=ignore if index else 0, HAS_V=has_v, HAS_SCALE=has_scale,
                 FOCAL=focal, PIXEL=pixel,
                 STATS=stats, L1=l1, GRAD=grad, HAS_G=has_g, HAS_COEF=has_coef,
