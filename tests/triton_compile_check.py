@@ -266,7 +266,7 @@ def variants():
                               WHOLE=False, ACROSS=False)))
         if x_type != "*fp64" and not focal:  # ... and of few pixel-contiguous classes
             jobs.append(pixel_tile_job(name, types, constants))
-        if index and focal and not stats:  # without smoothing: the label's term only
+        if index and not stats:  # without smoothing: the label's scale and focal term only
             constants = dict(constants, **softmax.flags(
                 index=index, has_v=True, has_scale=True, focal=focal, pixel=pixel,
                 stats=stats, l1=False, grad=grad, has_g=has_g, has_coef=has_coef,

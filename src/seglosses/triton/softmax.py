@@ -401,6 +401,15 @@ def _softmax_kernel(
         v = v * upstream
         gv = gv * upstream
     smooth_share = eps / C
+    # class scales over an index map without smoothing (and no second walk): a_c q_c is a_y
+    # at the label and 0 elsewhere, so the label's scale, gathered once per pixel, multiplies
+    # the pixel's loss and gv, and the walks below take no scale (CLASS_SCALE)
+    LABEL_SCALE: tl.constexpr = (HAS_SCALE and INDEX) and not (SMOOTH or SECOND)
+    CLASS_SCALE: tl.constexpr = HAS_SCALE and not LABEL_SCALE
+    label_scale = 1.0
+    if LABEL_SCALE:
+        label_scale = tl.load(scale_ptr + label, mask=labelled, other=0.0).to(ACC)
+        gv = gv * label_scale
 
     # 1. log-sum-exp, one exp per logit: over held classes the max first, then e_c =
     #    e^(x_c - max) (kept, so p_c = e_c / Σe later costs a multiply); over the class loop
@@ -423,7 +432,7 @@ def _softmax_kernel(
             slopes = _held_slopes(coef_ptr, n, N, C, ACC, INDEX, HELD)
         xs, ts, es, running_max, running_sum, q_sum, qx_sum, slope_sum = _held_walk(
             x_row, t_row, label, labelled, inside, sxc, stc, C, eps, smooth_share, scale_ptr,
-            slopes, coef_ptr + (N + n) * C, ACC, INDEX, HAS_SCALE, SUMS, WANT_LOSS, CE_GRAD,
+            slopes, coef_ptr + (N + n) * C, ACC, INDEX, CLASS_SCALE, SUMS, WANT_LOSS, CE_GRAD,
             HAS_COEF, SMOOTH, HELD, False)
     else:
         for c in tl.range(0, C, loop_unroll_factor=UNROLL):
@@ -433,7 +442,7 @@ def _softmax_kernel(
                 t = _target_at(t_class, ts, label, c, inside, INDEX, HELD, ACC)
             running_max, running_sum, q_sum, qx_sum, slope_sum = _walk(
                 running_max, running_sum, q_sum, qx_sum, slope_sum, x, t, c, n, N, C, eps,
-                smooth_share, scale_ptr, coef_ptr, ACC, HAS_SCALE, SUMS, WANT_LOSS, CE_GRAD,
+                smooth_share, scale_ptr, coef_ptr, ACC, CLASS_SCALE, SUMS, WANT_LOSS, CE_GRAD,
                 HAS_COEF)
             x_class += sxc
             t_class += stc
@@ -455,6 +464,8 @@ def _softmax_kernel(
             gv = gv * factor
         if WANT_LOSS:
             loss = lse * q_sum - qx_sum
+            if LABEL_SCALE:
+                loss = loss * label_scale
             if FOCAL:
                 loss = loss * modulation
         if CE_GRAD:
@@ -467,7 +478,7 @@ def _softmax_kernel(
             t = _target_at(t_row, ts, label, c, inside, INDEX, HELD, ACC)
             term, r = _class_grad(xs[c].to(ACC), es[c] * inverse, lse, t, c, v, gv, n, N, C,
                                   P, block, eps, smooth_share, scale_ptr, coef_ptr, part_ptr,
-                                  gamma, tiny, ACC, HAS_SCALE, FOCAL, CE_GRAD, HAS_COEF,
+                                  gamma, tiny, ACC, CLASS_SCALE, FOCAL, CE_GRAD, HAS_COEF,
                                   WANT_LOSS, STATS, L1)
             loss += term
             r_total += r
@@ -479,7 +490,7 @@ def _softmax_kernel(
                            ACC)
             term, r = _class_grad(x, exp2(x * LOG2E - lse2), lse, t, c, v, gv, n, N, C, P,
                                   block, eps, smooth_share, scale_ptr, coef_ptr, part_ptr,
-                                  gamma, tiny, ACC, HAS_SCALE, FOCAL, CE_GRAD, HAS_COEF,
+                                  gamma, tiny, ACC, CLASS_SCALE, FOCAL, CE_GRAD, HAS_COEF,
                                   WANT_LOSS, STATS, L1)
             loss += term
             r_total += r
@@ -503,12 +514,12 @@ def _softmax_kernel(
                     p = es[c] * inverse
                     _, r = _class_grad(xs[c].to(ACC), p, lse, t, c, v, gv, n, N, C, P, block,
                                        eps, smooth_share, scale_ptr, coef_ptr, part_ptr,
-                                       gamma, tiny, ACC, HAS_SCALE, FOCAL, CE_GRAD, HAS_COEF,
+                                       gamma, tiny, ACC, CLASS_SCALE, FOCAL, CE_GRAD, HAS_COEF,
                                        False, False, L1)
                     dx = r - p * r_total
                 else:
                     dx = _held_dx(es[c], inverse, r_total, t, label, c, v, gv, eps,
-                                  smooth_share, scale_ptr, slopes, ACC, INDEX, HAS_SCALE,
+                                  smooth_share, scale_ptr, slopes, ACC, INDEX, CLASS_SCALE,
                                   CE_GRAD, HAS_COEF)
                 tl.store(dx_class, dx.to(dx_ptr.dtype.element_ty), mask=inside)
                 dx_class += sdc
@@ -525,7 +536,7 @@ def _softmax_kernel(
                 # (without a second walk a focal term is in gv already)
                 _, r = _class_grad(x, p, lse, t, c, v, gv, n, N, C, P, block, eps,
                                    smooth_share, scale_ptr, coef_ptr, part_ptr, gamma, tiny,
-                                   ACC, HAS_SCALE, FOCAL and SECOND, CE_GRAD, HAS_COEF, False,
+                                   ACC, CLASS_SCALE, FOCAL and SECOND, CE_GRAD, HAS_COEF, False,
                                    False, L1)
                 tl.store(dx_row + c.to(tl.int64) * sdc, (r - p * r_total).to(
                     dx_ptr.dtype.element_ty), mask=inside)
