@@ -30,6 +30,7 @@ from ._common import (
     distinct_outputs,
     dummy,
     flat_span,
+    focal_power,
     fused_backward,
     geometry,
     ignore_values,
@@ -92,9 +93,8 @@ def _bce_terms(x, y, soft, p, pw, nw, alpha, gamma, tiny, HAS_PW: tl.constexpr,
     if FOCAL:
         p_t = p * y + (1.0 - p) * (1.0 - y)
         rest = tl.maximum(1.0 - p_t, tiny)
-        modulation = tl.exp(gamma * tl.log(rest))
-        d_modulation = tl.where(1.0 - p_t > tiny,
-                                -gamma * tl.exp((gamma - 1.0) * tl.log(rest)), 0.0)
+        modulation = focal_power(rest, gamma)
+        d_modulation = tl.where(1.0 - p_t > tiny, -gamma * (modulation / rest), 0.0)
         slope = slope * modulation + bce * d_modulation * (2.0 * y - 1.0) * p * (1.0 - p)
         bce = bce * modulation
     if HAS_ALPHA:

@@ -49,6 +49,7 @@ from ._common import (
     exp2,
     fast_exp,
     fast_log,
+    focal_power,
     fused_backward,
     geometry,
     held_classes,
@@ -82,8 +83,8 @@ def _focal_factors(p, neg_log_p, gamma, tiny):
     """``(m, φ)`` of the focal term ``-q m log p``, m = ``(1 - p)^γ``: ``p ∂/∂p`` of the term
     is ``-q φ``, φ = ``m + γ p (1 - p)^(γ-1) (-log p)`` (1 - p floored at ``tiny``)."""
     rest = tl.maximum(1.0 - p, tiny)
-    modulation = tl.exp(gamma * tl.log(rest))
-    slope = tl.where(1.0 - p > tiny, gamma * p * tl.exp((gamma - 1.0) * tl.log(rest)), 0.0)
+    modulation = focal_power(rest, gamma)
+    slope = tl.where(1.0 - p > tiny, gamma * p * (modulation / rest), 0.0)
     return modulation, modulation + slope * neg_log_p
 
 
