@@ -247,17 +247,8 @@ def test_statistics_pass_shifts_its_last_block(shape, shift, loss_name, options,
     labels included, and the launch took the shift it was asked for."""
     from seglosses.triton import _common, softmax
 
-    seen, kernel = [], softmax._softmax_stats_kernel
-
-    class Spy:
-        def __getitem__(self, grid):
-            def launch(*args, **constants):
-                seen.append(constants["SHIFTED"])
-                return kernel[grid](*args, **constants)
-            return launch
-
     monkeypatch.setattr(_common, "SHIFT_BLOCKS", shift)
-    monkeypatch.setattr(softmax, "_softmax_stats_kernel", Spy())
+    seen = _spy_launches(monkeypatch, softmax, "_softmax_stats_kernel", lambda c: c["SHIFTED"])
     generator = torch.Generator().manual_seed(7)
     x = torch.randn(shape, dtype=torch.float64, generator=generator) * 3
     labels = _labels((shape[0], *shape[2:]), shape[1], torch.int64, seed=8)
@@ -289,16 +280,7 @@ def test_focal_over_labels_takes_the_label_term_only(classes, options, second, m
     against the torch path in float64, with a non-unit upstream gradient."""
     from seglosses.triton import softmax
 
-    seen, kernel = [], softmax._softmax_kernel
-
-    class Spy:
-        def __getitem__(self, grid):
-            def launch(*args, **constants):
-                seen.append(constants["SECOND"])
-                return kernel[grid](*args, **constants)
-            return launch
-
-    monkeypatch.setattr(softmax, "_softmax_kernel", Spy())
+    seen = _spy_launches(monkeypatch, softmax, "_softmax_kernel", lambda c: c["SECOND"])
     options = dict(options)
     one_hot = options.pop("one_hot", False)
     shape = (2, classes, 5, 7)
@@ -332,6 +314,23 @@ def test_float32_softplus_within_a_few_ulp():
     want = torch.sigmoid(x.detach().double()) - 1.0  # d/dx of softplus(-x)
     # σ(x) - 1 cancels in float32 once σ(x) rounds to 1 (as in torch): one ulp of 1 more
     assert ((x.grad.double() - want).abs() <= bound * want.abs() + 2.0**-23).all()
+
+
+def _spy_launches(monkeypatch, module, name, record, seen=None) -> list:
+    """Replace the Triton kernel ``module.name`` by one that appends ``record(constants)`` of
+    each launch to ``seen`` (a new list by default, returned) and then launches it."""
+    seen = [] if seen is None else seen
+    kernel = getattr(module, name)
+
+    class Spy:
+        def __getitem__(self, grid):
+            def launch(*args, **constants):
+                seen.append(record(constants))
+                return kernel[grid](*args, **constants)
+            return launch
+
+    monkeypatch.setattr(module, name, Spy())
+    return seen
 
 
 def _elements_read(x, call) -> int:
@@ -451,16 +450,7 @@ def test_nchw_target_beside_channels_last_logits(classes, loss_name, monkeypatch
     against the torch path."""
     from seglosses.triton import sigmoid
 
-    across, kernel = [], sigmoid._sigmoid_kernel
-
-    class Spy:
-        def __getitem__(self, grid):
-            def launch(*args, **constants):
-                across.append(constants["ACROSS"])
-                return kernel[grid](*args, **constants)
-            return launch
-
-    monkeypatch.setattr(sigmoid, "_sigmoid_kernel", Spy())
+    across = _spy_launches(monkeypatch, sigmoid, "_sigmoid_kernel", lambda c: c["ACROSS"])
     shape = (2, classes, 5, 67)
     x = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(4)) * 2
     x = x.contiguous(memory_format=torch.channels_last)
@@ -511,16 +501,8 @@ def test_soft_target_beside_channels_last_logits(classes, dtype, target_layout, 
     the torch path in float64."""
     from seglosses.triton import softmax
 
-    seen, kernel = [], softmax._softmax_rows_kernel
-
-    class Spy:
-        def __getitem__(self, grid):
-            def launch(*args, **constants):
-                seen.append({k: constants[k] for k in ("DENSE_T", "WHOLE", "ACROSS")})
-                return kernel[grid](*args, **constants)
-            return launch
-
-    monkeypatch.setattr(softmax, "_softmax_rows_kernel", Spy())
+    seen = _spy_launches(monkeypatch, softmax, "_softmax_rows_kernel",
+                         lambda c: {k: c[k] for k in ("DENSE_T", "WHOLE", "ACROSS")})
     shape = (2, classes, 5, 67)
     generator = torch.Generator().manual_seed(6)
     x = (torch.randn(shape, dtype=torch.float64, generator=generator) * 2).contiguous(
@@ -599,22 +581,10 @@ def test_odd_rows_take_the_class_walk(classes, loss_name, options, target_kind, 
 
     monkeypatch.setattr(_common, "WALK_ODD_ROWS", True)
     seen = []
-
-    def spy(module, name):
-        kernel = getattr(module, name)
-
-        class Spy:
-            def __getitem__(self, grid):
-                def launch(*args, **constants):
-                    seen.append((name, constants.get("STRIDED"), constants.get("CH")))
-                    return kernel[grid](*args, **constants)
-                return launch
-
-        monkeypatch.setattr(module, name, Spy())
-
     for module, name in ((softmax, "_softmax_kernel"), (softmax, "_softmax_stats_kernel"),
                          (softmax, "_softmax_rows_kernel"), (sigmoid, "_sigmoid_kernel")):
-        spy(module, name)
+        _spy_launches(monkeypatch, module, name,
+                      lambda c, name=name: (name, c.get("STRIDED"), c.get("CH")), seen)
     shape = (2, classes, 5, 67)  # 335 pixels: several programs, the last one partial
     generator = torch.Generator().manual_seed(classes)
     x = (torch.randn(shape, dtype=torch.float64, generator=generator) * 2).contiguous(
@@ -662,16 +632,7 @@ def test_flat_rows(flat_rows, classes, loss_name, options, monkeypatch):
     from seglosses.triton import _common, sigmoid
 
     monkeypatch.setattr(_common, "FLAT_ROWS", flat_rows)
-    seen, kernel = [], sigmoid._sigmoid_flat_kernel
-
-    class Spy:
-        def __getitem__(self, grid):
-            def launch(*args, **constants):
-                seen.append(constants["CLASSES"])
-                return kernel[grid](*args, **constants)
-            return launch
-
-    monkeypatch.setattr(sigmoid, "_sigmoid_flat_kernel", Spy())
+    seen = _spy_launches(monkeypatch, sigmoid, "_sigmoid_flat_kernel", lambda c: c["CLASSES"])
     options = dict(options)
     generator = torch.Generator().manual_seed(classes)
     for batch in (1, 3):
