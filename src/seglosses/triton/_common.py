@@ -450,12 +450,22 @@ def _exp2_exact(y):
 
 
 @triton.jit
-def _log_flush(x):
-    """``ln x`` from one ``lg2.approx.ftz`` (relative error ~2^-22 on [1, ∞), where the
-    kernels take it: a log-sum-exp's sum); ``tl.log`` is a ~20-instruction polynomial."""
+def _log2_flush(x):
+    """``log2 x`` in one ``lg2.approx.ftz`` (absolute error ~2^-22); ``tl.log`` is a
+    ~20-instruction polynomial."""
     if x.dtype == tl.float32:
         return tl.inline_asm_elementwise("lg2.approx.ftz.f32 $0, $1;", "=r,r", [x],
-                                         dtype=tl.float32, is_pure=True, pack=1) * LN2
+                                         dtype=tl.float32, is_pure=True, pack=1)
+    else:
+        return tl.log2(x)
+
+
+@triton.jit
+def _log_flush(x):
+    """``ln x`` from one ``lg2.approx.ftz`` (relative error ~2^-22 on [1, ∞), where the
+    kernels take it: a log-sum-exp's sum)."""
+    if x.dtype == tl.float32:
+        return _log2_flush(x) * LN2
     else:
         return tl.log(x)
 
@@ -465,9 +475,15 @@ def _log_exact(x):
     return tl.log(x)
 
 
-# the interpreter runs no PTX: there the same kernels take tl.exp2 and tl.log
+@triton.jit
+def _log2_exact(x):
+    return tl.log2(x)
+
+
+# the interpreter runs no PTX: there the same kernels take tl.exp2, tl.log and tl.log2
 exp2 = _exp2_exact if interpreting() else _exp2_flush
 fast_log = _log_exact if interpreting() else _log_flush
+fast_log2 = _log2_exact if interpreting() else _log2_flush
 
 
 @triton.jit
@@ -482,7 +498,7 @@ def focal_power(rest, gamma):
     """``rest^γ`` for rest in [tiny, 1] (the focal modulation (1 - p)^γ): one ``lg2`` and one
     ``ex2`` where ``tl.exp(γ tl.log(rest))`` takes a ~20-instruction logarithm; the callers
     take ``rest^(γ-1)`` as ``rest^γ / rest``, not a second power."""
-    return exp2(gamma * fast_log(rest) * LOG2E)
+    return exp2(gamma * fast_log2(rest))
 
 
 @triton.jit

@@ -459,7 +459,11 @@ def _softmax_kernel(
             # loss is the cross-entropy's times m = (1 - p_y)^γ and its p ∂/∂p is -q φ, the
             # cross-entropy's times φ: gv φ in place of gv, one label's worth of exponentials
             # and logarithms per pixel where a second walk takes them for every class
-            x_at = tl.load(x_row + label.to(tl.int64) * sxc, mask=labelled, other=0.0).to(ACC)
+            if WANT_LOSS:  # the label's logit, as the walk summed it (no smoothing or scale)
+                x_at = qx_sum
+            else:
+                x_at = tl.load(x_row + label.to(tl.int64) * sxc, mask=labelled,
+                               other=0.0).to(ACC)
             modulation, factor = _focal_factors(exp2(x_at * LOG2E - lse2), lse - x_at, gamma,
                                                 tiny)
             gv = gv * factor
