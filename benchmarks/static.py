@@ -157,13 +157,16 @@ class Recorder:
         self.zero = [kernel.arg_names.index(name) for name in zero]
 
     def __getitem__(self, grid):
-        def launch(*args, num_warps=4, **constants):
+        def launch(*args, num_warps=4, enable_fp_fusion=None, **constants):
             args = list(args)  # runtime arguments passed by name join the positional ones
             for name in self.kernel.arg_names[len(args):]:
                 if name not in constants or "constexpr" in str(self.annotations[name]):
                     break
                 args.append(constants.pop(name))
-            self.launches.append((self.kernel, args, constants, num_warps))
+            options = {"num_warps": num_warps}
+            if enable_fp_fusion is not None:  # the compiler options the launch asked for
+                options["enable_fp_fusion"] = enable_fp_fusion
+            self.launches.append((self.kernel, args, constants, options))
             with _disable_current_modes():  # not the call's own work (benchmarks/host.py)
                 for index in self.zero:
                     args[index].zero_()
@@ -225,11 +228,11 @@ def specialise(kernel, args, constants):
     return signature, constexprs, attrs
 
 
-def examine(kernel, args, constants, num_warps, sass_path=None) -> dict:
+def examine(kernel, args, constants, options, sass_path=None) -> dict:
     signature, constexprs, attrs = specialise(kernel, args, constants)
     compiled = triton.compile(ASTSource(fn=kernel, signature=signature, constexprs=constexprs,
                                         attrs=attrs), target=TARGET,
-                              options={"num_warps": num_warps})
+                              options=options)
     with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
         cubin.write(compiled.asm["cubin"])
         cubin.flush()
@@ -310,14 +313,15 @@ def main() -> None:
             finally:
                 (_common.PIXEL_TILE_VALUES, _common.HELD_VALUES, _common.HELD_STATS_VALUES,
                  _common.WALK_ODD_ROWS, _common.FLAT_ROWS) = defaults
-            for index, (kernel, arguments, constants, warps) in enumerate(launches):
+            for index, (kernel, arguments, constants, options) in enumerate(launches):
+                warps = options["num_warps"]
                 sass_path = None
                 if args.sass:
                     os.makedirs(args.sass, exist_ok=True)
                     stem = re.sub(r"[^A-Za-z0-9]+", "_", f"{name} {tile} {held} {held_stats} "
                                   f"{int(walk)} {flat} {index} {kernel.__name__}").strip("_")
                     sass_path = os.path.join(args.sass, stem + ".sass")
-                seen = examine(kernel, arguments, constants, warps, sass_path)
+                seen = examine(kernel, arguments, constants, options, sass_path)
                 # straight-line code only (a statistics walk loops over its steps)
                 held_values = 0 if "SUB" in constants else constants.get("HELD", 0) * max(
                     1, constants.get("BLOCK", 1) // (32 * warps))

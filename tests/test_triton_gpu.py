@@ -181,6 +181,26 @@ def test_multilabel_ignore_index_on_cuda():
     torch.cuda.synchronize()
 
 
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_a_tensor_on_another_gpu_than_the_current_one():
+    """Triton launches on the current device: the kernels of a loss over tensors on cuda:1,
+    with cuda:0 current, run on cuda:1 (forward and backward), and cuda:0 stays current."""
+    torch.cuda.set_device(0)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 5, 33, 47, generator=g).to("cuda:1")
+    y = torch.randint(0, 5, (2, 33, 47), generator=g).to("cuda:1")
+    y[0, :3] = 255
+    for loss_name in ("cross_entropy", "dice_ce_loss", "focal_loss"):
+        options = {"ignore_index": 255, "impl": "triton"}
+        got = _grad_of(getattr(sl, loss_name), x, y, upstream=0.5, **options)
+        want = _grad_of(getattr(sl, loss_name), x, y, upstream=0.5, **dict(options, impl="torch"))
+        torch.cuda.synchronize(1)
+        assert got[1].device == torch.device("cuda:1")
+        torch.testing.assert_close(got[0], want[0], rtol=1e-5, atol=1e-6)
+        assert_grad_close(got[1], want[1])
+    assert torch.cuda.current_device() == 0
+
+
 def test_deterministic_over_ten_runs():
     x = torch.randn(8, 19, 128, 256, device="cuda", dtype=torch.bfloat16)
     labels = torch.randint(0, 19, (8, 128, 256), device="cuda", dtype=torch.uint8)

@@ -430,3 +430,15 @@ def test_no_label_sized_map_is_built(name):
     _, extra = host.measure(call, x, host.target_of(name, found), found["mask"])
     largest = max(size for _, size in extra)
     assert largest <= 0.05 * x.numel() * x.element_size(), largest / (x.numel() * 2)
+
+
+def test_every_launch_asks_for_fma_contraction():
+    """The kernels are written for FMA contraction; triton 3.9 warns when a launch leaves it
+    to the default, which triton 3.10 turns off. Every launch of every case says so."""
+    x = torch.randn(2, 19, 8, 16).bfloat16()
+    found = host.targets(x.shape, torch.Generator().manual_seed(0))
+    for name, call in host.CASES:
+        launches, _ = host.measure(call, x, host.target_of(name, found), found["mask"])
+        assert launches, name
+        for kernel, _, _, options in launches:
+            assert options.get("enable_fp_fusion") is True, (name, kernel.__name__)

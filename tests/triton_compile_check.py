@@ -2,12 +2,18 @@
 
 The interpreter executes kernels as Python, so it accepts code that the Triton compiler
 rejects (a loop-carried variable changing type, a constexpr misuse). This script lowers each
-specialisation the launchers can request to PTX and prints one line per variant; it must run
-with ``TRITON_INTERPRET=0`` (the kernels are compiled, not interpreted).
+specialisation the launchers can request to a cubin and prints one line per variant; it must
+run with ``TRITON_INTERPRET=0`` (the kernels are compiled, not interpreted).
+
+``--arch 75,80,86,89,100,120`` compiles for other NVIDIA GPUs (T4, A100, RTX 30xx / A10,
+RTX 40xx / L4, B200, RTX 50xx) and checks that each kernel's shared memory fits the block
+limit of that GPU; the layout checks, which are about the H100's speed, run for sm_90 only.
+``--sample`` takes the first and the last variant of each kernel.
 """
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import multiprocessing
 import os
@@ -25,7 +31,9 @@ from seglosses.triton import _common, labels, region, sigmoid, softmax
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "benchmarks"))
 from static import splits_classes, tile_layouts  # noqa: E402  (the layout rules, one copy)
 
-TARGET = GPUTarget("cuda", 90, 32)
+# compute capability → the most shared memory one block may use there (bytes, opt-in)
+SHARED_LIMIT = {75: 64 << 10, 80: 163 << 10, 86: 99 << 10, 89: 99 << 10, 90: 227 << 10,
+                100: 227 << 10, 120: 99 << 10}
 
 # (PIXEL, STATS, GRAD, HAS_G, HAS_COEF): the forward of a two-pass loss, its backward, the
 # fused reduced loss, and the plain sum without a gradient
@@ -34,9 +42,10 @@ PASSES = [(1, True, 0, False, False), (2, True, 0, False, False), (0, False, 1, 
 
 
 def compile_variant(kernel, pointer_types, constants, num_warps=4, aligned=(),
-                    check=None) -> str:
-    """Lower one specialisation to PTX; ``aligned`` names the arguments the JIT would see as
-    16-byte aligned, ``check`` looks at the compiled kernel (an error message or None)."""
+                    check=None, arch=90) -> str:
+    """Lower one specialisation to a cubin for compute capability ``arch``; ``aligned`` names
+    the arguments the JIT would see as 16-byte aligned, ``check`` looks at the compiled kernel
+    (an error message or None)."""
     signature = {name: "constexpr" if name in constants else
                  pointer_types.get(name, "*fp32" if name.endswith("_ptr") else "i32")
                  for name in kernel.arg_names}
@@ -44,10 +53,14 @@ def compile_variant(kernel, pointer_types, constants, num_warps=4, aligned=(),
     try:
         compiled = triton.compile(
             ASTSource(fn=kernel, signature=signature, constexprs=constants, attrs=attrs),
-            target=TARGET, options={"num_warps": num_warps})
+            target=GPUTarget("cuda", arch, 32),
+            options={"num_warps": num_warps, **_common.COMPILER})
     except Exception as error:  # reported, and the exit code says so
         return f"FAIL {type(error).__name__}: {str(error)[-600:]}"
-    problem = check(compiled) if check else None
+    if compiled.metadata.shared > SHARED_LIMIT[arch]:
+        return (f"FAIL shared memory: {compiled.metadata.shared} bytes, more than sm_{arch} "
+                f"gives a block ({SHARED_LIMIT[arch]})")
+    problem = check(compiled) if check and arch == 90 else None
     return f"FAIL layout: {problem}" if problem else "OK"
 
 
@@ -368,17 +381,41 @@ def variants():
 JOBS = variants()
 
 
-def _compile(index: int) -> str:
+def _compile(job: tuple[int, int]) -> str:
+    index, arch = job
     _, kernel, types, constants, *options = JOBS[index]
-    return compile_variant(kernel, types, constants, **(options[0] if options else {}))
+    return compile_variant(kernel, types, constants, arch=arch,
+                           **(options[0] if options else {}))
 
 
-def main() -> int:
+def sample() -> list[int]:
+    """The first and the last variant of each kernel (their indices in JOBS)."""
+    by_kernel: dict = {}
+    for index, (_, kernel, *_) in enumerate(JOBS):
+        by_kernel.setdefault(kernel, []).append(index)
+    return sorted({i for indices in by_kernel.values() for i in (indices[0], indices[-1])})
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="90",
+                        help="compute capabilities, comma-separated: "
+                             + ",".join(map(str, SHARED_LIMIT)) + " (default 90)")
+    parser.add_argument("--sample", action="store_true",
+                        help="the first and the last variant of each kernel only")
+    args = parser.parse_args(argv)
+    archs = [int(a) for a in args.arch.split(",")]
+    unknown = [a for a in archs if a not in SHARED_LIMIT]
+    if unknown:
+        parser.error(f"--arch: no shared-memory limit known for {unknown}")
+    indices = sample() if args.sample else range(len(JOBS))
+    jobs = [(index, arch) for arch in archs for index in indices]
     # one process per core (forked: the kernels need no pickling)
     with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1) as pool:
-        outcomes = pool.map(_compile, range(len(JOBS)))
-    for (name, *_), outcome in zip(JOBS, outcomes, strict=True):
-        print(f"{outcome.split(':')[0]:4s} {name}" + ("" if outcome == "OK" else f"\n{outcome}"))
+        outcomes = pool.map(_compile, jobs)
+    for (index, arch), outcome in zip(jobs, outcomes, strict=True):
+        print(f"{outcome.split(':')[0]:4s} sm_{arch} {JOBS[index][0]}"
+              + ("" if outcome == "OK" else f"\n{outcome}"))
     return 0 if all(outcome == "OK" for outcome in outcomes) else 1
 
 

@@ -16,14 +16,17 @@ from ._targets import Multiclass, Sigmoid, arrange_like, as_3d
 
 TRITON_HINT = ("The Triton kernels run on CUDA tensors (with TRITON_INTERPRET=1 also on the CPU, "
                "slowly, for testing); impl='auto' picks them when they can run.")
+ROCM_HINT = ("The Triton kernels use NVIDIA PTX instructions and are tested on NVIDIA GPUs only; "
+             "impl='auto' takes the torch path on AMD GPUs.")
 
 
 def resolve_impl(function: str, impl: str, input, *, from_logits: bool = True) -> str:
     """``"torch"`` or ``"triton"`` for ``input`` (``input=None``: only check the option).
 
-    ``"auto"`` takes the kernels for CUDA tensors when triton imports and the options are
-    covered by them (probabilities, ``from_logits=False``, stay on the torch path);
-    ``"triton"`` insists, and says why it cannot.
+    ``"auto"`` takes the kernels for tensors on an NVIDIA GPU (not a ROCm build's AMD GPU)
+    when triton imports and the options are covered by them (probabilities,
+    ``from_logits=False``, stay on the torch path); ``"triton"`` insists, and says why it
+    cannot.
     """
     check_choice(function, "impl", impl, IMPLS)
     if impl == "torch" or input is None or not isinstance(input, torch.Tensor):
@@ -31,14 +34,15 @@ def resolve_impl(function: str, impl: str, input, *, from_logits: bool = True) -
     from .. import triton as kernels
 
     if impl == "auto":
-        usable = input.is_cuda and from_logits and kernels.available()
+        usable = input.is_cuda and from_logits and kernels.available() and not kernels.rocm()
         return "triton" if usable else "torch"
     if not kernels.available():
         raise fail(function, "impl", "be 'auto' or 'torch' when triton is not installed",
                    repr(impl), "Install it with pip install 'seglosses[triton]'.")
     if not kernels.runs_on(input):
-        raise fail(function, "impl", f"be 'auto' or 'torch' for a tensor on {input.device}",
-                   repr(impl), TRITON_HINT)
+        where = f"{input.device} (a ROCm build: an AMD GPU)" if input.is_cuda else input.device
+        raise fail(function, "impl", f"be 'auto' or 'torch' for a tensor on {where}",
+                   repr(impl), ROCM_HINT if input.is_cuda else TRITON_HINT)
     if not from_logits:
         raise fail(function, "from_logits", "be True with impl='triton' (the kernels read "
                    "logits)", "False", "Use impl='auto' or 'torch' for probabilities.")

@@ -360,8 +360,8 @@ def cross_entropy(input, target, *, mode="multiclass", class_dim=1, from_logits=
             default ``torch.distributed`` group (each rank then returns the loss of the whole
             global batch; see ``docs/distributed.md``). Same as ``"batch"`` on one process.
         validate: check label / probability values (one host sync); ``False`` skips it.
-        impl: ``"auto"`` (the fused Triton kernels for CUDA tensors when triton is installed,
-            else PyTorch), ``"torch"``, or ``"triton"`` to insist on the kernels.
+        impl: ``"auto"`` (the fused Triton kernels for tensors on an NVIDIA GPU when triton
+            is installed, else PyTorch), ``"torch"``, or ``"triton"`` to insist on the kernels.
 
     Returns:
         ``"none"``: the per-pixel loss ``(N, *spatial)`` in the input's dtype. ``"sum"``:

@@ -40,6 +40,18 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
+def rocm() -> bool:
+    """True on a ROCm build of torch, whose AMD GPUs are ``cuda`` devices to torch. The
+    kernels take their exponential and logarithm from NVIDIA PTX instructions
+    (``ex2.approx.ftz``, ``lg2.approx.ftz``), which the AMD assembler rejects, and they are
+    tested on NVIDIA GPUs only: there every loss takes the torch path."""
+    import torch
+
+    return torch.version.hip is not None
+
+
 def runs_on(tensor) -> bool:
-    """Whether the kernels can run on ``tensor``'s device in this process."""
-    return available() and (tensor.is_cuda or (interpreting() and tensor.device.type == "cpu"))
+    """Whether the kernels can run on ``tensor``'s device in this process: an NVIDIA GPU, or
+    the CPU under the interpreter."""
+    return available() and ((tensor.is_cuda and not rocm())
+                            or (interpreting() and tensor.device.type == "cpu"))

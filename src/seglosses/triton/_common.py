@@ -7,6 +7,7 @@ Reductions never use float atomics: every program writes its partial sums to its
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import torch
@@ -24,6 +25,24 @@ UNROLL = 2  # class-loop unrolling: loads of several classes in flight at once
 # warps of a softmax statistics pass (3 block reductions per class per program: with one warp
 # they need no shared memory); 0: as MAX_WARPS. One warp was 12 % faster on the 2-D Dice+CE
 STATS_WARPS = 1
+
+
+# The compiler options of every launch. FMA contraction on: the kernels are written for it (a
+# softmax shift folded into the exponential's multiply, the softplus polynomial). Said
+# explicitly because triton 3.9 warns on every first compile that leaves it to the default,
+# and 3.10 turns that default off (TRITON_FORCE_DISABLE_FP_FUSION=1 still turns it off).
+COMPILER = dict(enable_fp_fusion=True)
+
+
+def tensor_device(t: torch.Tensor):
+    """A context in which ``t``'s GPU is the current CUDA device. Triton launches on the
+    current device, on its current stream: a tensor on cuda:1 while cuda:0 is current would
+    be read by a kernel on the wrong GPU (an error, or an illegal address that poisons the
+    CUDA context). Nothing to do for a tensor on the current device, or a CPU tensor (the
+    interpreter)."""
+    if t.is_cuda and t.device.index != torch.cuda.current_device():
+        return torch.cuda.device(t.device)
+    return contextlib.nullcontext()
 
 
 def accumulate_dtype(dtype: torch.dtype):
@@ -372,9 +391,10 @@ def scale_in_place(grad: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     numel = grad.numel()
     if numel:
         block = 4096
-        _scale_kernel[(min(triton.cdiv(numel, block), SCALE_PROGRAMS),)](
-            grad, scale.reshape(()).to(result_dtype(grad.dtype)), numel,
-            ACC=accumulate_dtype(grad.dtype), BLOCK=block)
+        with tensor_device(grad):
+            _scale_kernel[(min(triton.cdiv(numel, block), SCALE_PROGRAMS),)](
+                grad, scale.reshape(()).to(result_dtype(grad.dtype)), numel,
+                ACC=accumulate_dtype(grad.dtype), BLOCK=block, **COMPILER)
     return grad
 
 

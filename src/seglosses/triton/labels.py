@@ -40,6 +40,7 @@ import triton
 import triton.language as tl
 
 from ._common import (
+    COMPILER,
     accumulate_dtype,
     comparable_ignore,
     dense_rows,
@@ -51,6 +52,7 @@ from ._common import (
     pixel_strides,
     result_dtype,
     row_tile,
+    tensor_device,
     tile_at,
 )
 
@@ -149,13 +151,14 @@ def _scan(labels: torch.Tensor, v: torch.Tensor | None, m: torch.Tensor | None,
         stn, sts = pixel_strides(labels)
         svn, svs = pixel_strides(v)
         smn, sms = pixel_strides(m)
-        _scan_kernel[(programs, n)](
-            labels, holder if v is None else v, holder if m is None else m,
-            ignore_values(ignore, labels.device) if ignore else holder, part, bad,
-            n, spatial, num_classes, programs, stn, sts, svn, svs, smn, sms,
-            IGNORE=len(ignore), HAS_V=v is not None, HAS_M=m is not None,
-            ACC=accumulate_dtype(dtype), BLOCK=block, CHUNK=min(CHUNK, triton.next_power_of_2(
-                num_classes)), CLASSES=True, BINS=bins, num_warps=warps)
+        with tensor_device(labels):
+            _scan_kernel[(programs, n)](
+                labels, holder if v is None else v, holder if m is None else m,
+                ignore_values(ignore, labels.device) if ignore else holder, part, bad,
+                n, spatial, num_classes, programs, stn, sts, svn, svs, smn, sms,
+                IGNORE=len(ignore), HAS_V=v is not None, HAS_M=m is not None,
+                ACC=accumulate_dtype(dtype), BLOCK=block, CHUNK=min(CHUNK, triton.next_power_of_2(
+                    num_classes)), CLASSES=True, BINS=bins, num_warps=warps, **COMPILER)
     return part.sum(-1, dtype=torch.float64).to(dtype), bad.sum(-1)
 
 
@@ -227,17 +230,19 @@ def _totals(labels: torch.Tensor, v: torch.Tensor | None, ignore: list[int], num
     if n and spatial:  # every slot written (an empty image has no slots)
         stn, sts = pixel_strides(labels)
         svn, svs = pixel_strides(v)
-        _scan_kernel[(programs, n)](
-            labels, holder if v is None else v, holder,
-            ignore_values(ignore, labels.device) if ignore else holder, part, bad,
-            n, spatial, num_classes, programs, stn, sts, svn, svs, 0, 0,
-            IGNORE=len(ignore), HAS_V=v is not None, HAS_M=False,
-            ACC=accumulate_dtype(dtype), BLOCK=TOTAL_BLOCK, CHUNK=1, CLASSES=False, BINS=0,
-            num_warps=TOTAL_WARPS)
+        with tensor_device(labels):
+            _scan_kernel[(programs, n)](
+                labels, holder if v is None else v, holder,
+                ignore_values(ignore, labels.device) if ignore else holder, part, bad,
+                n, spatial, num_classes, programs, stn, sts, svn, svs, 0, 0,
+                IGNORE=len(ignore), HAS_V=v is not None, HAS_M=False,
+                ACC=accumulate_dtype(dtype), BLOCK=TOTAL_BLOCK, CHUNK=1, CLASSES=False, BINS=0,
+                num_warps=TOTAL_WARPS, **COMPILER)
     columns = min(triton.next_power_of_2(max(programs, 1)), FOLD)
-    _fold_kernel[(1,)](part, bad, weighted, invalid, normaliser, n, programs,
-                       ROWS=max(1, min(triton.next_power_of_2(max(n, 1)), FOLD // columns)),
-                       COLS=columns, num_warps=FOLD_WARPS)
+    with tensor_device(part):
+        _fold_kernel[(1,)](part, bad, weighted, invalid, normaliser, n, programs,
+                           ROWS=max(1, min(triton.next_power_of_2(max(n, 1)), FOLD // columns)),
+                           COLS=columns, num_warps=FOLD_WARPS, **COMPILER)
     return weighted, invalid, normaliser
 
 
@@ -349,15 +354,16 @@ def _element_scan(target: torch.Tensor, v: torch.Tensor | None, m: torch.Tensor 
                        device=target.device)
     if n and spatial and channels:
         holder = dummy(part)
-        _element_scan_kernel[(programs, n)](
-            target, holder if v is None else v, holder if m is None else m,
-            ignore_values(ignore, target.device) if ignore else holder, part,
-            n, spatial, channels, programs,
-            *ncs_strides(target, axis), *ncs_strides(v, axis), *ncs_strides(m, axis),
-            IGNORE=len(ignore), HAS_V=v is not None, HAS_M=m is not None, COUNTS=counts,
-            CHECK=check, ACC=accumulate_dtype(dtype), BLOCK=block, STEPS=steps, CH=tile,
-            DENSE=rows is not None and dense_rows(target, axis, tile),
-            num_warps=max(1, min(ELEMENT_WARPS, block * tile // 256)))
+        with tensor_device(target):
+            _element_scan_kernel[(programs, n)](
+                target, holder if v is None else v, holder if m is None else m,
+                ignore_values(ignore, target.device) if ignore else holder, part,
+                n, spatial, channels, programs,
+                *ncs_strides(target, axis), *ncs_strides(v, axis), *ncs_strides(m, axis),
+                IGNORE=len(ignore), HAS_V=v is not None, HAS_M=m is not None, COUNTS=counts,
+                CHECK=check, ACC=accumulate_dtype(dtype), BLOCK=block, STEPS=steps, CH=tile,
+                DENSE=rows is not None and dense_rows(target, axis, tile),
+                num_warps=max(1, min(ELEMENT_WARPS, block * tile // 256)), **COMPILER)
     return part.sum(-1, dtype=torch.float64).to(dtype)
 
 

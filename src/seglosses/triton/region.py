@@ -26,7 +26,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import accumulate_dtype
+from ._common import COMPILER, accumulate_dtype, tensor_device
 
 MAX_PAIRS = 8192  # padded N × C handled by the one program; larger tables use torch
 
@@ -159,22 +159,24 @@ def finalize(tp, ps, ts, l1, *, class_weights, has_pixels, ce, ce_normaliser, al
         has_pixels = has_pixels.to(dtype).contiguous()
     if class_weights is not None:  # read as C adjacent values
         class_weights = class_weights.contiguous()
-    _finalize_kernel[(1,)](
-        tp, ps, ts, holder if l1 is None else l1,
-        holder if class_weights is None else class_weights,
-        holder if has_pixels is None else has_pixels,
-        holder if ce is None else ce, holder if ce_normaliser is None else ce_normaliser,
-        out, coef, ce_scale,
-        _params(float(alpha), float(beta), float(gamma), float(smooth), float(lambda_ce),
-                float(lambda_region), dtype, device),
-        n, num_classes,
-        L1=l1 is not None, BATCH=aggregate == "batch", ABSENT_INCLUDE=absent == "include",
-        HAS_HP=has_pixels is not None,
-        HP_PER_CLASS=has_pixels is not None and has_pixels.shape[1] > 1,
-        FIRST=0 if include_background else 1,
-        HAS_W=class_weights is not None, MEAN=reduction == "mean", HAS_CE=ce is not None,
-        GAMMA_ONE=gamma == 1, ACC=accumulate_dtype(dtype),
-        NP=triton.next_power_of_2(max(n, 1)), CP=triton.next_power_of_2(max(num_classes, 1)))
+    with tensor_device(tp):
+        _finalize_kernel[(1,)](
+            tp, ps, ts, holder if l1 is None else l1,
+            holder if class_weights is None else class_weights,
+            holder if has_pixels is None else has_pixels,
+            holder if ce is None else ce, holder if ce_normaliser is None else ce_normaliser,
+            out, coef, ce_scale,
+            _params(float(alpha), float(beta), float(gamma), float(smooth), float(lambda_ce),
+                    float(lambda_region), dtype, device),
+            n, num_classes,
+            L1=l1 is not None, BATCH=aggregate == "batch", ABSENT_INCLUDE=absent == "include",
+            HAS_HP=has_pixels is not None,
+            HP_PER_CLASS=has_pixels is not None and has_pixels.shape[1] > 1,
+            FIRST=0 if include_background else 1,
+            HAS_W=class_weights is not None, MEAN=reduction == "mean", HAS_CE=ce is not None,
+            GAMMA_ONE=gamma == 1, ACC=accumulate_dtype(dtype),
+            NP=triton.next_power_of_2(max(n, 1)), CP=triton.next_power_of_2(max(num_classes, 1)),
+            **COMPILER)
     return out, coef, ce_scale
 
 

@@ -20,6 +20,7 @@ import triton
 import triton.language as tl
 
 from ._common import (
+    COMPILER,
     absent,
     accumulate_dtype,
     channel_group,
@@ -47,6 +48,7 @@ from ._common import (
     softplus_sigmoid,
     statistics_slope,
     statistics_sums,
+    tensor_device,
     tile_at,
 )
 from .softmax import (
@@ -338,31 +340,33 @@ def _launch(x, target, v, positive, negative, alpha, axis, eps, gamma, *, pixel,
     if n and spatial and programs:
         holder = dummy(x)
         each = pixel_out if pixel == PIXEL_EACH else None
-        _sigmoid_kernel[(programs, n)](
-            x, target, holder if v is None else v, holder if positive is None else positive,
-            holder if negative is None else negative, holder if alpha is None else alpha,
-            holder if grad_pixel is None else grad_pixel,
-            holder if coefficients is None else coefficients,
-            normaliser if normaliser is not None else holder if upstream is None else upstream,
-            holder if pixel_out is None else pixel_out, holder if part is None else part,
-            holder if dx is None else dx,
-            ignore_values(ignore, x.device) if ignore else holder,
-            n, spatial, num_channels, programs,
-            *ncs_strides(x, axis), *ncs_strides(target, axis), *ncs_strides(v, axis),
-            *ncs_strides(grad_pixel, axis), *ncs_strides(each, axis), *ncs_strides(dx, axis),
-            1, params(float(eps), float(gamma), out_dtype, x.device),
-            HAS_V=v is not None, HAS_PW=positive is not None, HAS_NW=negative is not None,
-            HAS_ALPHA=alpha is not None, FOCAL=gamma != 0, PIXEL=pixel, STATS=stats, L1=l1,
-            GRAD=grad, HAS_G=grad_pixel is not None, HAS_COEF=coefficients is not None,
-            WANT_LOSS=pixel != PIXEL_NONE,
-            LOSS_GRAD=grad == GRAD_FUSED or (grad == GRAD_BACKWARD and grad_pixel is not None),
-            IGNORE=len(ignore), UPSTREAM=upstream is not None and grad == GRAD_BACKWARD,
-            ACC=accumulate_dtype(x.dtype), BLOCK=block, CH=channels,
-            UNROLL=unroll, DENSE=rows is not None and dense_rows(x, axis, channels)
-            and dense_rows(dx, axis, channels),
-            DENSE_T=rows is not None and dense_rows(target, axis, channels), GROUP=group,
-            ACROSS=rows is not None and target.stride(axis) != 1,
-            STRIDED=rows is None and ncs_strides(x, axis)[2] != 1, num_warps=warps)
+        with tensor_device(x):
+            _sigmoid_kernel[(programs, n)](
+                x, target, holder if v is None else v, holder if positive is None else positive,
+                holder if negative is None else negative, holder if alpha is None else alpha,
+                holder if grad_pixel is None else grad_pixel,
+                holder if coefficients is None else coefficients,
+                normaliser if normaliser is not None else holder if upstream is None else upstream,
+                holder if pixel_out is None else pixel_out, holder if part is None else part,
+                holder if dx is None else dx,
+                ignore_values(ignore, x.device) if ignore else holder,
+                n, spatial, num_channels, programs,
+                *ncs_strides(x, axis), *ncs_strides(target, axis), *ncs_strides(v, axis),
+                *ncs_strides(grad_pixel, axis), *ncs_strides(each, axis), *ncs_strides(dx, axis),
+                1, params(float(eps), float(gamma), out_dtype, x.device),
+                HAS_V=v is not None, HAS_PW=positive is not None, HAS_NW=negative is not None,
+                HAS_ALPHA=alpha is not None, FOCAL=gamma != 0, PIXEL=pixel, STATS=stats, L1=l1,
+                GRAD=grad, HAS_G=grad_pixel is not None, HAS_COEF=coefficients is not None,
+                WANT_LOSS=pixel != PIXEL_NONE,
+                LOSS_GRAD=grad == GRAD_FUSED or (grad == GRAD_BACKWARD and grad_pixel is not None),
+                IGNORE=len(ignore), UPSTREAM=upstream is not None and grad == GRAD_BACKWARD,
+                ACC=accumulate_dtype(x.dtype), BLOCK=block, CH=channels,
+                UNROLL=unroll, DENSE=rows is not None and dense_rows(x, axis, channels)
+                and dense_rows(dx, axis, channels),
+                DENSE_T=rows is not None and dense_rows(target, axis, channels), GROUP=group,
+                ACROSS=rows is not None and target.stride(axis) != 1,
+                STRIDED=rows is None and ncs_strides(x, axis)[2] != 1, num_warps=warps,
+                **COMPILER)
     else:
         part = None if part is None else part.zero_()
         pixel_out = pixel_out.zero_() if pixel == PIXEL_SUM else pixel_out
@@ -393,25 +397,26 @@ def _launch_flat(x, target, v, positive, negative, alpha, axis, eps, gamma, *, p
         holder = dummy(x)
         svn, svc, svs = ncs_strides(v, axis)
         broadcast = grad_pixel is not None and not any(grad_pixel.stride())
-        _sigmoid_flat_kernel[(programs, n)](
-            x, target, holder if v is None else v, holder if positive is None else positive,
-            holder if negative is None else negative, holder if alpha is None else alpha,
-            holder if grad_pixel is None else grad_pixel,
-            normaliser if normaliser is not None else holder if upstream is None else upstream,
-            holder if pixel_out is None else pixel_out, holder if dx is None else dx,
-            ignore_values(ignore, x.device) if ignore else holder,
-            n, elements, ncs_strides(x, axis)[0], ncs_strides(target, axis)[0], svn, svs, svc,
-            0 if grad_pixel is None else ncs_strides(grad_pixel, axis)[0],
-            0 if grad_pixel is None or broadcast else 1,
-            0 if pixel != PIXEL_EACH else ncs_strides(pixel_out, axis)[0],
-            0 if dx is None else ncs_strides(dx, axis)[0],
-            params(float(eps), float(gamma), out_dtype, x.device),
-            HAS_V=v is not None, HAS_PW=positive is not None, HAS_NW=negative is not None,
-            HAS_ALPHA=alpha is not None, FOCAL=gamma != 0, PIXEL=pixel, GRAD=grad,
-            HAS_G=grad_pixel is not None, IGNORE=len(ignore),
-            UPSTREAM=upstream is not None and grad == GRAD_BACKWARD,
-            ACC=accumulate_dtype(x.dtype), BLOCK=block, CLASSES=num_channels,
-            num_warps=warps)
+        with tensor_device(x):
+            _sigmoid_flat_kernel[(programs, n)](
+                x, target, holder if v is None else v, holder if positive is None else positive,
+                holder if negative is None else negative, holder if alpha is None else alpha,
+                holder if grad_pixel is None else grad_pixel,
+                normaliser if normaliser is not None else holder if upstream is None else upstream,
+                holder if pixel_out is None else pixel_out, holder if dx is None else dx,
+                ignore_values(ignore, x.device) if ignore else holder,
+                n, elements, ncs_strides(x, axis)[0], ncs_strides(target, axis)[0], svn, svs, svc,
+                0 if grad_pixel is None else ncs_strides(grad_pixel, axis)[0],
+                0 if grad_pixel is None or broadcast else 1,
+                0 if pixel != PIXEL_EACH else ncs_strides(pixel_out, axis)[0],
+                0 if dx is None else ncs_strides(dx, axis)[0],
+                params(float(eps), float(gamma), out_dtype, x.device),
+                HAS_V=v is not None, HAS_PW=positive is not None, HAS_NW=negative is not None,
+                HAS_ALPHA=alpha is not None, FOCAL=gamma != 0, PIXEL=pixel, GRAD=grad,
+                HAS_G=grad_pixel is not None, IGNORE=len(ignore),
+                UPSTREAM=upstream is not None and grad == GRAD_BACKWARD,
+                ACC=accumulate_dtype(x.dtype), BLOCK=block, CLASSES=num_channels,
+                num_warps=warps, **COMPILER)
     else:
         pixel_out = pixel_out.zero_() if pixel == PIXEL_SUM else pixel_out
         dx = None if dx is None else dx.zero_()

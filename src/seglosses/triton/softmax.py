@@ -37,6 +37,7 @@ import triton
 import triton.language as tl
 
 from ._common import (
+    COMPILER,
     LOG2E,
     absent,
     accumulate_dtype,
@@ -70,6 +71,7 @@ from ._common import (
     statistics_sums,
     stats_walk,
     store_statistics,
+    tensor_device,
     tile_at,
     whole_rows,
 )
@@ -843,22 +845,23 @@ def _launch(x, labels, dense, v, scale, axis, eps, gamma, *, pixel, stats, l1, g
                 BLOCK=block, CP=padded, num_warps=warps, DENSE=dense_tile, WHOLE=whole,
                 DENSE_T=dense is not None and dense_rows(dense, axis, padded),
                 ACROSS=whole and dense is not None and stc != 1, opaque=1)
-        kernel[(programs, n)](
-            x, target, holder if v is None else v, holder if scale is None else scale,
-            holder if grad_pixel is None else grad_pixel,
-            holder if coefficients is None else coefficients,
-            normaliser if normaliser is not None else holder if upstream is None else upstream,
-            holder if pixel_out is None else pixel_out, holder if part is None else part,
-            holder if dx is None else dx,
-            n, spatial, num_classes, programs,
-            sxn, sxc, sxs, stn, stc, sts, svn, svs, sgn, sgs, sdn, sdc, sds,
-            params(float(eps), float(gamma), out_dtype, x.device),
-            ignore_values(ignore, x.device) if ignore else holder,
-            **flags(index=labels is not None, has_v=v is not None, has_scale=scale is not None,
-                    focal=gamma != 0, pixel=pixel, stats=stats, l1=l1, grad=grad,
-                    has_g=grad_pixel is not None, has_coef=coefficients is not None,
-                    ignore=len(ignore), smooth=eps != 0, upstream=upstream is not None),
-            ACC=accumulate_dtype(x.dtype), **shape)
+        with tensor_device(x):
+            kernel[(programs, n)](
+                x, target, holder if v is None else v, holder if scale is None else scale,
+                holder if grad_pixel is None else grad_pixel,
+                holder if coefficients is None else coefficients,
+                normaliser if normaliser is not None else holder if upstream is None else upstream,
+                holder if pixel_out is None else pixel_out, holder if part is None else part,
+                holder if dx is None else dx,
+                n, spatial, num_classes, programs,
+                sxn, sxc, sxs, stn, stc, sts, svn, svs, sgn, sgs, sdn, sdc, sds,
+                params(float(eps), float(gamma), out_dtype, x.device),
+                ignore_values(ignore, x.device) if ignore else holder,
+                **flags(index=labels is not None, has_v=v is not None, has_scale=scale is not None,
+                        focal=gamma != 0, pixel=pixel, stats=stats, l1=l1, grad=grad,
+                        has_g=grad_pixel is not None, has_coef=coefficients is not None,
+                        ignore=len(ignore), smooth=eps != 0, upstream=upstream is not None),
+                ACC=accumulate_dtype(x.dtype), **shape, **COMPILER)
     elif part is not None or pixel == PIXEL_SUM:  # empty batch or image: sums are 0
         part = None if part is None else part.zero_()
         pixel_out = pixel_out.zero_() if pixel == PIXEL_SUM else pixel_out
