@@ -8,7 +8,8 @@ run with ``TRITON_INTERPRET=0`` (the kernels are compiled, not interpreted).
 ``--arch 75,80,86,89,100,120`` compiles for other NVIDIA GPUs (T4, A100, RTX 30xx / A10,
 RTX 40xx / L4, B200, RTX 50xx) and checks that each kernel's shared memory fits the block
 limit of that GPU; the layout checks, which are about the H100's speed, run for sm_90 only.
-``--sample`` takes the first and the last variant of each kernel.
+``--sample`` takes the first and the last variant of each kernel, ``--match TEXT`` the variants
+whose name holds TEXT.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def dense_rows_jobs():
     (``ACROSS``)."""
     jobs = []
     aligned = ("x_ptr", "t_ptr", "dx_ptr", "sxn", "sdn", "stn", "S")
-    for x_type, vector in (("*fp32", 4), ("*bf16", 8)):
+    for x_type, vector in (("*fp32", 4), ("*bf16", 8), ("*fp16", 8)):
         types = {"x_ptr": x_type, "dx_ptr": x_type, "t_ptr": "*u8"}
         for grad, (target, unit) in itertools.product(
                 (2, 1), [("labels", dict(sts=1)), ("rows", dict(stc=1)),
@@ -204,9 +205,9 @@ def pixel_tile_job(name, types, constants):
     """The row-tile kernel over NCHW logits at the geometry ``_common.pixel_tile`` picks for
     the most classes the budget admits, with unit pixel strides and aligned rows (as the JIT
     specialises a contiguous tensor), and the layout check."""
-    dtype = torch.bfloat16 if types["x_ptr"] == "*bf16" else torch.float32
-    dense = None if constants["INDEX"] else \
-        torch.uint8 if types["t_ptr"] == "*u8" else torch.float32  # a one-hot target
+    dtypes = {"*bf16": torch.bfloat16, "*fp16": torch.float16, "*u8": torch.uint8}
+    dtype = dtypes.get(types["x_ptr"], torch.float32)
+    dense = None if constants["INDEX"] else dtypes.get(types["t_ptr"], torch.float32)  # one-hot
     vector = 16 // min(dtype.itemsize, dense.itemsize if dense else 16)
     classes = TILE_BUDGET // vector
     old, _common.PIXEL_TILE_VALUES = _common.PIXEL_TILE_VALUES, TILE_BUDGET
@@ -254,16 +255,19 @@ def variants():
     """``(name, kernel, pointer types, constexprs)`` of every specialisation to compile."""
     jobs = []
     for (x_type, acc), index, focal, (pixel, stats, grad, has_g, has_coef) in itertools.product(
-            [("*bf16", tl.float32), ("*fp32", tl.float32), ("*fp64", tl.float64)],
+            [("*bf16", tl.float32), ("*fp16", tl.float32), ("*fp32", tl.float32),
+             ("*fp64", tl.float64)],
             [True, False], [False, True], PASSES):
         ignore = 0 if focal else 2  # the ignore-label comparisons, with and without
         constants = dict(**softmax.flags(index=index, has_v=True, has_scale=True, focal=focal,
                                          pixel=pixel, stats=stats, l1=stats and not index,
                                          grad=grad, has_g=has_g, has_coef=has_coef,
                                          ignore=ignore, upstream=has_coef), ACC=acc)
-        # a one-hot target in its own dtype (uint8) with bf16 logits, float32 otherwise
+        # a one-hot target in its own dtype: uint8 with bf16 logits, float16 with float16 ones
+        # (AMP on GPUs without bf16), float32 otherwise
         types = {"x_ptr": x_type, "dx_ptr": x_type,
-                 "t_ptr": "*u8" if index or x_type == "*bf16" else "*fp32",
+                 "t_ptr": "*u8" if index or x_type == "*bf16" else
+                 "*fp16" if x_type == "*fp16" else "*fp32",
                  "v_ptr": "*u8" if index and focal else "*fp32", "ignore_ptr": "*i64"}
         name = (f"x={x_type} index={index} ignore={ignore * index} focal={focal} "
                 f"pass={pixel}{grad}")
@@ -271,7 +275,7 @@ def variants():
                      dict(constants, BLOCK=1024, UNROLL=2, HELD=0, STRIDED=False)))
         # the classes held in registers: a few, and (bf16) the most the launcher holds
         jobs.append(held_job(name, types, constants, classes=3))
-        if x_type == "*bf16":
+        if x_type in ("*bf16", "*fp16"):
             jobs.append(held_job(name, types, constants))
         if x_type != "*fp64":  # the row-tile kernel of class-contiguous logits
             jobs.append((f"softmax rows {name}", softmax._softmax_rows_kernel, types,
@@ -288,10 +292,10 @@ def variants():
             jobs.append((f"softmax {name}", softmax._softmax_kernel, types,
                          dict(constants, BLOCK=1024, UNROLL=2, HELD=0, STRIDED=False)))
             jobs.append(held_job(name, types, constants, classes=3))
-            if x_type == "*bf16":
+            if x_type in ("*bf16", "*fp16"):
                 jobs.append(held_job(name, types, constants))
     for target_type, focal, (pixel, stats, grad, has_g, has_coef), channels in \
-            itertools.product(["*u8", "*fp32"], [False, True], PASSES, [1, 32]):
+            itertools.product(["*u8", "*fp32", "*fp16"], [False, True], PASSES, [1, 32]):
         if channels > 1 and target_type != "*u8":
             continue
         ignore = 2 if target_type == "*u8" and not focal else 0  # integer targets only
@@ -304,9 +308,10 @@ def variants():
                          DENSE=False, DENSE_T=False,
                          GROUP=_common.channel_group(1024) if channels == 1 else 1,
                          ACROSS=channels > 1, STRIDED=False)  # rows of logits, an NCHW target
-        types = {"x_ptr": "*bf16", "dx_ptr": "*bf16", "t_ptr": target_type,
+        x_type = "*fp16" if target_type == "*fp16" else "*bf16"  # float16: AMP without bf16
+        types = {"x_ptr": x_type, "dx_ptr": x_type, "t_ptr": target_type,
                  "ignore_ptr": "*i64"}
-        jobs.append((f"sigmoid target={target_type} ignore={ignore} focal={focal} "
+        jobs.append((f"sigmoid x={x_type} target={target_type} ignore={ignore} focal={focal} "
                      f"pass={pixel}{grad} channels={channels}", sigmoid._sigmoid_kernel, types,
                      constants))
     for acc, (l1, batch, include, has_hp, per_class, mean, has_ce, gamma_one) in \
@@ -403,12 +408,15 @@ def main(argv=None) -> int:
                              + ",".join(map(str, SHARED_LIMIT)) + " (default 90)")
     parser.add_argument("--sample", action="store_true",
                         help="the first and the last variant of each kernel only")
+    parser.add_argument("--match", default="",
+                        help="only the variants whose name holds this text")
     args = parser.parse_args(argv)
     archs = [int(a) for a in args.arch.split(",")]
     unknown = [a for a in archs if a not in SHARED_LIMIT]
     if unknown:
         parser.error(f"--arch: no shared-memory limit known for {unknown}")
-    indices = sample() if args.sample else range(len(JOBS))
+    indices = [i for i in (sample() if args.sample else range(len(JOBS)))
+               if args.match in JOBS[i][0]]
     jobs = [(index, arch) for arch in archs for index in indices]
     # one process per core (forked: the kernels need no pickling)
     with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1) as pool:
