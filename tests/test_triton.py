@@ -898,12 +898,12 @@ class _ReportsCuda(torch.Tensor):
 def test_rocm_gpus_take_the_torch_path(monkeypatch):
     from seglosses.torch._dispatch import resolve_impl
 
+    monkeypatch.setenv("TRITON_INTERPRET", "0")  # the stand-in's device is the CPU
     x = torch.randn(2, 3, 4, 4).as_subclass(_ReportsCuda)
     assert resolve_impl("cross_entropy", "auto", x) == "triton"  # an NVIDIA GPU
     monkeypatch.setattr(torch.version, "hip", "6.4.43482")
     assert kernels.rocm()
     assert resolve_impl("cross_entropy", "auto", x) == "torch"
-    monkeypatch.setenv("TRITON_INTERPRET", "0")  # the stand-in's device is the CPU
     with pytest.raises(ValueError, match=r"dice_ce_loss: impl must be 'auto' or 'torch' for a "
                                          r"tensor on cpu \(a ROCm build: an AMD GPU\); got "
                                          r"'triton'\. The Triton kernels use NVIDIA PTX"):

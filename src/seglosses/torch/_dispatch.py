@@ -34,7 +34,7 @@ def resolve_impl(function: str, impl: str, input, *, from_logits: bool = True) -
     from .. import triton as kernels
 
     if impl == "auto":
-        usable = input.is_cuda and from_logits and kernels.available() and not kernels.rocm()
+        usable = input.is_cuda and from_logits and kernels.runs_on(input)
         return "triton" if usable else "torch"
     if not kernels.available():
         raise fail(function, "impl", "be 'auto' or 'torch' when triton is not installed",
