@@ -3,11 +3,14 @@ every place where the semantics differ and why)."""
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 import torch.nn.functional as tF
 
 import seglosses.torch as sl
+from _optional import installed, skip_unless_installed
 
 torch.manual_seed(0)
 
@@ -116,13 +119,15 @@ def test_focal_gamma_zero_is_cross_entropy(logits, labels):
 
 # ---- MONAI ----------------------------------------------------------------------------------
 
-monai_losses = pytest.importorskip("monai.losses")
+requires_monai = skip_unless_installed("monai")
+monai_losses = importlib.import_module("monai.losses") if installed("monai") else None
 
 
 def _monai_target(labels):
     return labels.clamp(max=4).unsqueeze(1)
 
 
+@requires_monai
 @pytest.mark.parametrize("batch", [False, True])
 @pytest.mark.parametrize("include_background", [True, False])
 @pytest.mark.parametrize("smooth", [1e-5, 1.0])
@@ -135,6 +140,7 @@ def test_dice_matches_monai(logits, labels, batch, include_background, smooth):
            lambda x: monai(x, _monai_target(labels)), logits)
 
 
+@requires_monai
 def test_jaccard_matches_monai_with_half_the_smoothing(logits, labels):
     """MONAI's jaccard=True is (2TP + s) / (2(TP+FP+FN) + s): our smooth s/2."""
     monai = monai_losses.DiceLoss(softmax=True, to_onehot_y=True, jaccard=True, smooth_nr=1.0,
@@ -143,6 +149,7 @@ def test_jaccard_matches_monai_with_half_the_smoothing(logits, labels):
            lambda x: monai(x, _monai_target(labels)), logits)
 
 
+@requires_monai
 def test_dice_class_weights_match_monai_sum(logits, labels):
     """MONAI's weighted 'mean' divides by N·C, ours by Σ w: their 'sum' agree."""
     weight = [0.5, 1.0, 2.0, 0.125, 3.0]  # exact in float32, which MONAI casts to
@@ -152,6 +159,7 @@ def test_dice_class_weights_match_monai_sum(logits, labels):
            lambda x: monai(x, _monai_target(labels)), logits)
 
 
+@requires_monai
 def test_sigmoid_dice_matches_monai():
     x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
     y = torch.randint(0, 2, (2, 3, 6, 6)).double()
@@ -159,6 +167,7 @@ def test_sigmoid_dice_matches_monai():
     _grads(lambda z: sl.dice_loss(z, y, mode="multilabel"), lambda z: monai(z, y), x)
 
 
+@requires_monai
 @pytest.mark.parametrize("lambdas", [(1.0, 1.0), (0.3, 1.7)])
 def test_dice_ce_matches_monai(logits, labels, lambdas):
     monai = monai_losses.DiceCELoss(softmax=True, to_onehot_y=True, lambda_ce=lambdas[0],
@@ -168,6 +177,7 @@ def test_dice_ce_matches_monai(logits, labels, lambdas):
            lambda x: monai(x, _monai_target(labels)), logits)
 
 
+@requires_monai
 @pytest.mark.parametrize("batch", [False, True])
 def test_tversky_matches_monai(logits, labels, batch):
     monai = monai_losses.TverskyLoss(softmax=True, to_onehot_y=True, alpha=0.3, beta=0.7,
@@ -187,6 +197,7 @@ def _close32(fn_a, fn_b, x):
     torch.testing.assert_close(xa.grad, xb.grad.double(), rtol=1e-4, atol=1e-6)
 
 
+@requires_monai
 @pytest.mark.parametrize("alpha", [None, [0.1, 0.2, 0.3, 0.2, 0.2]])
 def test_softmax_focal_matches_monai(logits, labels, alpha):
     """MONAI's softmax focal 'mean' averages over N·C·H·W, i.e. ours (over N·H·W) ÷ C."""
@@ -196,6 +207,7 @@ def test_softmax_focal_matches_monai(logits, labels, alpha):
              lambda x: monai(x, _monai_target(labels)), logits)
 
 
+@requires_monai
 @pytest.mark.parametrize("alpha", [None, 0.25])
 def test_sigmoid_focal_matches_monai(alpha):
     x = torch.randn(2, 3, 6, 6, dtype=torch.float64)

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from _optional import needs
+
 PALETTE = [(0, 0, 0), (255, 0, 0), (0, 255, 0), (0, 0, 255)]  # class c has colour PALETTE[c]
 
 
@@ -58,7 +60,7 @@ class Files:
         return path
 
     def nifti(self, relative: str, array: np.ndarray) -> Path:
-        nibabel = pytest.importorskip("nibabel")
+        nibabel = needs("nibabel")
         path = self._path(relative)
         nibabel.save(nibabel.Nifti1Image(array, np.eye(4)), str(path))
         return path

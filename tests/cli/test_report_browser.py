@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _optional import browser, skip_without_browser
 from seglosses.cli.compare import compare
 from seglosses.cli.train import TrainConfig
 
-BROWSER = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
-                if shutil.which(name)), None)
-pytestmark = pytest.mark.skipif(
-    BROWSER is None, reason="headless Chromium is not installed (apt-get install -y chromium)")
+BROWSER = browser()
+pytestmark = skip_without_browser()
 
 TINY = dict(data="synthetic", size=32, num_images=6, val_split=0.34, batch_size=2, width=4,
             depth=2, device="cpu", preview=2, epochs=1)

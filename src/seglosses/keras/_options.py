@@ -1,6 +1,6 @@
 """Option checks of the Keras front: the shared ones of ``seglosses._spec`` (so the same mistake
-gets the same text on both fronts; tests/keras/test_keras_errors.py compares them), plus the one
-Keras-only refusal. Nothing here imports a framework."""
+gets the same text on both fronts; tests/keras_front/test_keras_errors.py compares them), plus
+the one Keras-only refusal. Nothing here imports a framework."""
 
 from __future__ import annotations
 

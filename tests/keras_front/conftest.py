@@ -1,8 +1,8 @@
 """The Keras front's tests run in the main pytest process with the backend named by
 ``KERAS_BACKEND`` (torch when unset); ``tests/test_keras_backends.py`` re-runs this folder in a
-subprocess for every other installed backend. Without Keras the folder is skipped."""
+subprocess for every other installed backend. Without Keras the folder is skipped (the
+repository's conftest.py)."""
 
-import importlib.util
 import os
 import pathlib
 import sys
@@ -16,8 +16,6 @@ if os.environ["KERAS_BACKEND"] == "jax":
     os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 "
                                        "--xla_llvm_disable_expensive_passes=true")
 
-if importlib.util.find_spec("keras") is None:
-    collect_ignore_glob = ["*.py"]
 
 _HERE = pathlib.Path(__file__).parent
 if str(_HERE) not in sys.path:  # keras_helpers, under --import-mode=importlib too
