@@ -16,8 +16,9 @@ from seglosses.cli.compare import (
     rank_losses,
     run_folder_name,
 )
+from seglosses.cli.config import TrainConfig
 from seglosses.cli.report import format_mean_std, summary_sentence, text_table
-from seglosses.cli.train import RunResult, TrainConfig
+from seglosses.cli.train import RunResult
 
 TINY = dict(data="synthetic", size=32, num_images=6, val_split=0.34, batch_size=2, width=4,
             depth=2, device="cpu", preview=2, epochs=2)

@@ -12,9 +12,8 @@ from seglosses.cli.data import (
     FolderSegmentation,
     SyntheticSegmentation,
     build_datasets,
-    read_image,
-    read_mask,
 )
+from seglosses.cli.readers import read_image, read_mask
 
 PALETTE = [(0, 0, 0), (255, 0, 0), (0, 255, 0), (0, 0, 255)]  # as in conftest.palette_png
 

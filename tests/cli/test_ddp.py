@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from seglosses.cli.train import class_metrics, predict, read_metrics, state_dict_sha256
+from seglosses.cli.runs import read_metrics
+from seglosses.cli.train import class_metrics, predict, state_dict_sha256
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 EPOCHS = 2

@@ -155,3 +155,23 @@ def test_python_dash_m_seglosses(tmp_path):
     done = subprocess.run([sys.executable, "-m", "seglosses", "--version"], capture_output=True,
                           text=True, env={"PYTHONPATH": SRC, "PATH": ""}, check=False)
     assert done.returncode == 0 and done.stdout.startswith("seglosses ")
+
+
+# Modules the command line must not import for help or a scan: torch alone costs seconds.
+HEAVY = ("torch", "matplotlib", "scipy", "torchmetrics")
+
+
+@pytest.mark.parametrize("argv", [["--help"], *([command, "--help"] for command in COMMANDS),
+                                  ["scan", "MASKS", "--json", "STATS"]])
+def test_help_and_scan_import_no_torch(argv, files, make_masks, tmp_path):
+    for index, mask in enumerate(make_masks(3)):
+        files.png(f"masks/m{index}.png", mask)
+    argv = [str(files.root / "masks") if a == "MASKS" else str(tmp_path / "s.json")
+            if a == "STATS" else a for a in argv]
+    code = ("import sys\nfrom seglosses.cli.main import main\n"
+            f"try:\n    status = main({argv!r})\nexcept SystemExit as exit:\n"
+            "    status = exit.code\n"
+            f"print(status, sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={"PYTHONPATH": SRC, "PATH": ""}, check=False)
+    assert done.stdout.splitlines()[-1] == "0 []", done.stdout[-500:] + done.stderr[-2000:]

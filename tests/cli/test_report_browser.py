@@ -13,7 +13,7 @@ import pytest
 
 from _optional import browser, skip_without_browser
 from seglosses.cli.compare import compare
-from seglosses.cli.train import TrainConfig
+from seglosses.cli.config import TrainConfig
 
 BROWSER = browser()
 pytestmark = skip_without_browser()

@@ -12,17 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from seglosses.cli.train import (
-    RUN_FILES,
-    RunResult,
-    TrainConfig,
-    atomic_save,
-    class_metrics,
-    dumps,
-    read_metrics,
-    state_dict_sha256,
-    train,
-)
+from seglosses.cli.config import TrainConfig
+from seglosses.cli.runs import RUN_FILES, dumps, read_metrics
+from seglosses.cli.train import RunResult, atomic_save, class_metrics, state_dict_sha256, train
 
 TINY = dict(data="synthetic", size=32, num_images=6, val_split=0.34, batch_size=2, width=4,
             depth=2, device="cpu", preview=2)

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from .._spec import fail
-from .train import RunResult, TrainConfig, train
+from .config import TrainConfig
+from .train import RunResult, distributed, train
 
 FORMAT = "seglosses.CompareResult"
 
@@ -100,7 +101,6 @@ def compare(config: TrainConfig, losses: list[str], seeds: list[int], *,
             or a folder that already holds a comparison (without ``resume``/``overwrite``).
     """
     from .expr import describe_loss
-    from .train import _distributed
 
     function = "compare"
     if not losses or len(set(losses)) != len(losses):
@@ -118,7 +118,7 @@ def compare(config: TrainConfig, losses: list[str], seeds: list[int], *,
     started = time.perf_counter()
     runs: dict[str, list[RunResult]] = {}
     total = len(losses) * len(seeds)
-    with _distributed(config.device) as (rank, _world, _device):
+    with distributed(config.device) as (rank, _world, _device):
         for position, loss in enumerate(losses):
             runs[loss] = []
             for seed in seeds:

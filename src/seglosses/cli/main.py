@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .train import TrainConfig
+from .config import TrainConfig
 
 log = logging.getLogger("seglosses.cli")
 

@@ -323,7 +323,7 @@ def write_report(out: Path, data: dict, figures: dict[str, bytes],
         figures: PNG bytes by name: ``iou_bars``, ``curves``, ``predictions`` (any may be absent).
         run_curves: each loss's ``curves.png`` (its first seed's run).
     """
-    from .train import atomic_write_bytes, atomic_write_text, dumps
+    from .runs import atomic_write_bytes, atomic_write_text, dumps
 
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ import numpy as np
 
 from .._spec import MULTICLASS_STRATEGIES, check_ignore_index, fail
 from ..stats import ClassStats
-from .data import MASK_SUFFIXES, read_mask, split_suffix
+from .readers import MASK_SUFFIXES, read_mask, split_suffix
 
 __all__ = ["ScanResult", "format_scan", "mask_files", "scan_masks"]
 

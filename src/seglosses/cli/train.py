@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import hashlib
 import json
 import logging
 import math
 import os
 import random
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,136 +40,28 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._spec import check_ignore_index, fail
+from .._spec import check_ignore_index
+from .config import RESUMABLE, TrainConfig
+from .runs import (
+    CONFIG_FORMAT,
+    FORMAT_VERSION,
+    RUN_FILES,
+    append_metrics,
+    as_dict,
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_text,
+    dumps,
+    nan_lists,
+    npz_bytes,
+    read_config,
+    read_metrics,
+    rewrite_metrics,
+)
 
 log = logging.getLogger("seglosses.cli")
 
-CONFIG_FORMAT = "seglosses.TrainConfig"
 CHECKPOINT_FORMAT = "seglosses.checkpoint"
-FORMAT_VERSION = 1
-# Run files this module writes; ``overwrite`` removes exactly these and nothing else.
-RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "curves.png",
-             "predictions.npz", "result.json")
-# Options a resumed run may change; every other option must match the run's config.json.
-RESUMABLE = ("epochs", "device", "num_workers", "resume", "out", "overwrite", "preview")
-
-
-@dataclass
-class TrainConfig:
-    """Everything one training run depends on (``config.json`` stores it).
-
-    Args:
-        data: ``"synthetic"`` (built-in, generated on the fly) or a folder with ``images/`` and
-            ``masks/`` (see :func:`seglosses.cli.data.build_datasets`).
-        out: the run folder.
-        loss: a loss expression (``"ce"``, ``"0.5*ce+dice"``, ``"focal(gamma=2)"``, ...).
-        dims: 2 or 3 (3-D volumes and a 3-D U-Net).
-        epochs: passes over the training set.
-        batch_size: images per step (per process under DDP).
-        crop: random-crop / patch size of training images (int or one int per axis).
-        size: image size of the synthetic dataset (int or one int per axis).
-        num_images: number of synthetic images (training + validation).
-        lr: AdamW learning rate; ``weight_decay`` its decay.
-        scheduler: ``"cosine"`` (per-epoch cosine decay to 0 over ``epochs``) or ``"constant"``.
-        seed: seed of the weights' initialisation, the data order and augmentation.
-        data_seed: seed of the data split and of the synthetic images; kept apart from ``seed``
-            so that runs with several seeds see the same data.
-        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
-        amp: float16 autocast with a gradient scaler (CUDA only; ignored on the CPU).
-        val_split: fraction of the images held out when the data has no ``val/`` folder.
-        ignore_index: a label whose pixels count in neither the loss nor the metrics.
-        num_classes: C; inferred from the data when ``None``. C = 1 is a binary problem: one
-            output channel, foreground where its logit is > 0.
-        palette: for RGB masks, colours → classes: ``{"r,g,b": class}`` or a list of colours.
-        class_stats: a ``ClassStats`` JSON file (``seglosses scan --json``): class-weight
-            strategies in the loss then use the dataset's counts instead of each batch's.
-        width, depth: the U-Net's base width (channels of the first level) and levels.
-        norm: the U-Net's normalisation: ``"batch"``, ``"instance"``, ``"group"`` or ``"none"``.
-        steps_per_epoch: stop each epoch after this many steps (``None``: the whole set).
-        num_workers: data-loading processes.
-        preview: validation images whose predictions are saved for the report.
-        resume: a run folder to continue; see :meth:`from_run`.
-        overwrite: start again in a folder that already holds a run (its run files are removed).
-    """
-
-    data: str = "synthetic"
-    out: str = "seglosses-run"
-    loss: str = "ce+dice"
-    dims: int = 2
-    epochs: int = 10
-    batch_size: int = 8
-    crop: int | tuple[int, ...] | None = None
-    size: int | tuple[int, ...] | None = None
-    num_images: int | None = None
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    scheduler: str = "cosine"
-    seed: int = 0
-    data_seed: int = 0
-    device: str = "auto"
-    amp: bool = False
-    val_split: float = 0.2
-    ignore_index: int | None = None
-    num_classes: int | None = None
-    palette: dict | list | None = None
-    class_stats: str | None = None
-    width: int = 16
-    depth: int = 3
-    norm: str = "batch"
-    steps_per_epoch: int | None = None
-    num_workers: int = 0
-    preview: int = 4
-    resume: str | None = None
-    overwrite: bool = False
-
-    def __post_init__(self):
-        function = "TrainConfig"
-        for name in ("epochs", "batch_size", "width", "depth"):
-            _positive_int(function, name, getattr(self, name))
-        for name in ("steps_per_epoch", "num_images", "num_classes"):
-            if getattr(self, name) is not None:
-                _positive_int(function, name, getattr(self, name))
-        for name in ("seed", "data_seed", "num_workers", "preview"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise fail(function, name, "be a non-negative int", repr(value))
-        if self.dims not in (2, 3):
-            raise fail(function, "dims", "be 2 or 3", repr(self.dims))
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise fail(function, "device", "be 'auto', 'cpu', 'cuda' or 'cuda:N'",
-                       repr(self.device))
-        if self.norm not in ("batch", "instance", "group", "none"):
-            raise fail(function, "norm", "be 'batch', 'instance', 'group' or 'none'",
-                       repr(self.norm))
-        if self.scheduler not in ("cosine", "constant"):
-            raise fail(function, "scheduler", "be 'cosine' or 'constant'", repr(self.scheduler))
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
-            raise fail(function, "lr", "be a positive number", repr(self.lr))
-        if not 0.0 <= float(self.val_split) < 1.0:
-            raise fail(function, "val_split", "lie in [0, 1)", repr(self.val_split))
-        for name in ("crop", "size"):  # JSON stores tuples as lists
-            if isinstance(getattr(self, name), list):
-                setattr(self, name, tuple(getattr(self, name)))
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    @classmethod
-    def from_run(cls, run_dir: str | os.PathLike, **overrides) -> TrainConfig:
-        """The config stored in ``run_dir/config.json``, set to resume that run.
-
-        ``overrides`` may change the options in ``RESUMABLE`` (e.g. ``epochs`` to extend a run);
-        :func:`train` refuses any other change, since the run would no longer be one experiment.
-        """
-        data = _read_config(Path(run_dir))
-        config = cls.from_dict(data["config"])
-        return dataclasses.replace(config, **overrides, resume=os.fspath(run_dir),
-                                   out=os.fspath(run_dir), overwrite=False)
 
 
 @dataclass
@@ -215,7 +105,7 @@ class RunResult:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no result.json; the run did not finish (resume it "
                                     "with `seglosses train --resume RUN_DIR`)")
-        data = json.loads(path.read_text(encoding="utf-8"), object_hook=_nan_lists)
+        data = json.loads(path.read_text(encoding="utf-8"), object_hook=nan_lists)
         return cls(run_dir, TrainConfig.from_dict(data["config"]), data["dataset"],
                    read_metrics(run_dir), data["best_epoch"], data["elapsed_s"],
                    data["world_size"], data["weights_sha256"], data.get("device", "cpu"))
@@ -249,7 +139,7 @@ def train(config: TrainConfig, *, progress: bool = True, label: str = "",
     started = time.perf_counter()
     elapsed_before = 0.0
     run_dir = Path(config.resume or config.out)
-    with _distributed(config.device) as (rank, world, device):
+    with distributed(config.device) as (rank, world, device):
         saved = _prepare_run_dir(run_dir, config, rank, world)
         if saved is not None:
             elapsed_before = saved.get("elapsed_s", 0.0)
@@ -262,7 +152,7 @@ def train(config: TrainConfig, *, progress: bool = True, label: str = "",
                              "raise --val-split or add a val/ folder.")
         num_classes = info.num_classes
         ignore = info.ignore_index if info.ignore_index is not None else config.ignore_index
-        dataset = _as_dict(info)
+        dataset = as_dict(info)
         stats = None
         if config.class_stats is not None:
             from ..stats import ClassStats
@@ -292,7 +182,7 @@ def train(config: TrainConfig, *, progress: bool = True, label: str = "",
                                                           scaler, rank, world)
             history = [r for r in read_metrics(run_dir) if r["epoch"] <= start_epoch]
             if rank == 0:
-                _rewrite_metrics(run_dir, history)  # drop records newer than the checkpoint
+                rewrite_metrics(run_dir, history)  # drop records newer than the checkpoint
                 log.info("%sresuming %s at epoch %d/%d", _prefix(label), run_dir,
                          start_epoch + 1, epochs)
         elif rank == 0:
@@ -333,7 +223,7 @@ def train(config: TrainConfig, *, progress: bool = True, label: str = "",
                     else -math.inf
             rng = _gather_rng_states(world)
             if rank == 0:
-                _append_metrics(run_dir, record)
+                append_metrics(run_dir, record)
                 state = {"format": CHECKPOINT_FORMAT, "version": FORMAT_VERSION,
                          "epoch": epoch + 1, "model": model.state_dict(),
                          "num_classes": num_classes, "in_channels": info.in_channels,
@@ -545,7 +435,7 @@ def _loaders(train_ds, val_ds, config, rank, world, device):
 
 
 @contextlib.contextmanager
-def _distributed(device_name: str):
+def distributed(device_name: str):
     """Yield ``(rank, world_size, device)``; set up torch.distributed under torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -649,7 +539,7 @@ def _prepare_run_dir(run_dir: Path, config: TrainConfig, rank: int, world: int) 
             with contextlib.suppress(FileNotFoundError):
                 (run_dir / name).unlink()
     if rank == 0 and checkpoint is not None and config.epochs != checkpoint["config"]["epochs"]:
-        _write_config(run_dir, config, _read_config(run_dir)["dataset"],
+        _write_config(run_dir, config, read_config(run_dir)["dataset"],
                       checkpoint.get("world_size", 1))
     return checkpoint
 
@@ -659,7 +549,7 @@ def _check_run_dir(run_dir: Path, config: TrainConfig) -> dict | None:
         if not (run_dir / "last.pt").is_file():
             raise FileNotFoundError(f"train: resume must name a run folder with a last.pt "
                                     f"checkpoint; got {os.fspath(run_dir)!r}.")
-        saved_config = TrainConfig.from_dict(_read_config(run_dir)["config"])
+        saved_config = TrainConfig.from_dict(read_config(run_dir)["config"])
         changed = [f"{name} ({getattr(saved_config, name)!r} -> {getattr(config, name)!r})"
                    for name in (f.name for f in dataclasses.fields(TrainConfig))
                    if name not in RESUMABLE
@@ -711,49 +601,6 @@ def _write_config(run_dir: Path, config: TrainConfig, dataset: dict, world: int)
         "versions": {"seglosses": seglosses.__version__, "torch": torch.__version__}}))
 
 
-def _read_config(run_dir: Path) -> dict:
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"train: resume must name a run folder with a config.json; "
-                                f"got {os.fspath(run_dir)!r}.")
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("format") != CONFIG_FORMAT:
-        raise ValueError(f"train: {path} is not a seglosses run config.")
-    return data
-
-
-def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
-    """The records of ``metrics.jsonl`` (JSON ``null`` per-class values read back as ``nan``)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            with contextlib.suppress(json.JSONDecodeError):  # a line torn by a crash
-                records.append(_nan_lists(json.loads(line)))
-    return records
-
-
-def _nan_lists(record: dict) -> dict:
-    for key in ("val_iou", "val_dice"):
-        if key in record:
-            record[key] = [math.nan if v is None else v for v in record[key]]
-    return record
-
-
-def _append_metrics(run_dir: Path, record: dict) -> None:
-    with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as file:
-        file.write(dumps(record, indent=None) + "\n")
-        file.flush()
-        os.fsync(file.fileno())
-
-
-def _rewrite_metrics(run_dir: Path, history: list[dict]) -> None:
-    atomic_write_text(run_dir / "metrics.jsonl",
-                      "".join(dumps(r, indent=None) + "\n" for r in history))
-
-
 def _write_curves(run_dir: Path, history: list[dict]) -> None:
     from .report import curves_figure, figure_png
 
@@ -783,94 +630,18 @@ def _write_predictions(run_dir: Path, model, val_ds, count: int, device, amp) ->
         images.append(image.astype(np.float32))
         masks.append(mask.astype(np.int64))
         preds.append(pred.numpy().astype(np.int64))
-    buffer = _npz_bytes(images=np.stack(images), masks=np.stack(masks), preds=np.stack(preds),
+    buffer = npz_bytes(images=np.stack(images), masks=np.stack(masks), preds=np.stack(preds),
                         epoch=np.array(best["epoch"]))
     atomic_write_bytes(run_dir / "predictions.npz", buffer)
 
 
-def _npz_bytes(**arrays) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return buffer.getvalue()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, fsync it, then rename it over."""
-    _atomic(path, lambda file: file.write(data))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def atomic_save(obj, path: Path) -> None:
     """``torch.save`` that never leaves a torn file: temp file, fsync, ``os.replace``."""
-    _atomic(path, lambda file: torch.save(obj, file))
-
-
-def _atomic(path: Path, write: Callable) -> None:
-    path = Path(path)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                             suffix=".tmp")
-    try:
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 is too private for results
-        with os.fdopen(descriptor, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
-
-
-@functools.cache
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def dumps(data, indent: int | None = 2) -> str:
-    """JSON with ``nan``/``inf`` written as ``null`` (strict JSON that any reader accepts)."""
-    return json.dumps(_json_safe(data), indent=indent, allow_nan=False)
-
-
-def _json_safe(value):
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, Path):
-        return os.fspath(value)
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    return value
-
-
-def _as_dict(info) -> dict:
-    data = dataclasses.asdict(info) if dataclasses.is_dataclass(info) else dict(vars(info))
-    return _json_safe(data)
+    atomic_write(path, lambda file: torch.save(obj, file))
 
 
 def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
-
-
-def _positive_int(function: str, name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise fail(function, name, "be a positive int", repr(value))
 
 
 def _prefix(label: str) -> str:

@@ -1,0 +1,139 @@
+"""Run folders of the command line, NumPy only (no torch): the file formats, atomic writes and
+strict JSON.
+
+Every file is written to a temporary file in the same folder, flushed to disk and renamed over
+the old one (:func:`atomic_write`), so an interrupted run never leaves a torn file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+CONFIG_FORMAT = "seglosses.TrainConfig"
+FORMAT_VERSION = 1
+# Run files a training run writes; ``overwrite`` removes exactly these and nothing else.
+RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "curves.png",
+             "predictions.npz", "result.json")
+
+
+def read_config(run_dir: Path) -> dict:
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"train: resume must name a run folder with a config.json; "
+                                f"got {os.fspath(run_dir)!r}.")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("format") != CONFIG_FORMAT:
+        raise ValueError(f"train: {path} is not a seglosses run config.")
+    return data
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
+    """The records of ``metrics.jsonl`` (JSON ``null`` per-class values read back as ``nan``)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            with contextlib.suppress(json.JSONDecodeError):  # a line torn by a crash
+                records.append(nan_lists(json.loads(line)))
+    return records
+
+
+def nan_lists(record: dict) -> dict:
+    for key in ("val_iou", "val_dice"):
+        if key in record:
+            record[key] = [math.nan if v is None else v for v in record[key]]
+    return record
+
+
+def append_metrics(run_dir: Path, record: dict) -> None:
+    with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as file:
+        file.write(dumps(record, indent=None) + "\n")
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def rewrite_metrics(run_dir: Path, history: list[dict]) -> None:
+    atomic_write_text(run_dir / "metrics.jsonl",
+                      "".join(dumps(r, indent=None) + "\n" for r in history))
+
+
+def npz_bytes(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file next to ``path``, fsync it, then rename it over."""
+    atomic_write(path, lambda file: file.write(data))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write(path: Path, write: Callable) -> None:
+    path = Path(path)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                             suffix=".tmp")
+    try:
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 is too private for results
+        with os.fdopen(descriptor, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def dumps(data, indent: int | None = 2) -> str:
+    """JSON with ``nan``/``inf`` written as ``null`` (strict JSON that any reader accepts)."""
+    return json.dumps(json_safe(data), indent=indent, allow_nan=False)
+
+
+def json_safe(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, Path):
+        return os.fspath(value)
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    return value
+
+
+def as_dict(info) -> dict:
+    data = dataclasses.asdict(info) if dataclasses.is_dataclass(info) else dict(vars(info))
+    return json_safe(data)
