@@ -146,6 +146,26 @@ def test_torch_compile_with_validation_on_and_batch_weights(batch):
         x, y, ignore_index=255, class_weights="median_frequency"))
 
 
+@pytest.mark.parametrize("name", ["cross_entropy", "dice_loss", "dice_ce_loss"])
+@pytest.mark.parametrize("ignore_index", [None, 255])
+def test_torch_compile_stops_on_a_bad_label_on_the_cpu(name, ignore_index, batch):
+    """Under torch.compile (inductor, fullgraph) the label check runs in the graph on the CPU:
+    label 9 of a 3-class input raises with the eager message's text, and with
+    validate=False its pixel is NaN, never silently counted as another class."""
+    x, y = batch
+    y = y.clone()
+    y[0, 0, 0] = 9
+    function = getattr(sl, name)
+    compiled = torch.compile(lambda a, b: function(a, b, ignore_index=ignore_index),
+                             fullgraph=True)
+    with pytest.raises(RuntimeError, match=rf"{name}: target must hold class indices in \[0, "
+                                           r"3\) .* got values outside it"):
+        compiled(x, y)
+    unchecked = torch.compile(lambda a, b: function(a, b, ignore_index=ignore_index,
+                                                    validate=False), fullgraph=True)
+    assert torch.isnan(unchecked(x, y))
+
+
 def test_import_seglosses_imports_no_framework():
     code = ("import sys, seglosses, seglosses.numpy, seglosses.information, seglosses.stats, "
             "seglosses.weights; "

@@ -249,6 +249,11 @@ def check_compound(function, *, reduction, lambda_ce, lambda_dice, label_smoothi
     check_number(function, "label_smoothing", label_smoothing, low=0.0, high=1.0)
 
 
+def _label_range(ignore, num_classes: int) -> str:
+    return (f"hold class indices in [0, {num_classes}) or an ignore_index "
+            f"{list(ignore) if ignore else '(none set)'}")
+
+
 def label_range_error(function: str, outside, ignore, num_classes: int) -> Exception:
     """The out-of-range label error of every front, from the offending label values."""
     outside = sorted(set(int(v) for v in outside))
@@ -256,6 +261,20 @@ def label_range_error(function: str, outside, ignore, num_classes: int) -> Excep
     if all(v < 0 or v >= num_classes for v in outside):
         hint = (f"Did you mean ignore_index={outside[0]}?" if len(outside) == 1
                 else f"Did you mean ignore_index={tuple(outside[:4])}?")
-    return fail(function, "target", f"hold class indices in [0, {num_classes}) or an "
-                f"ignore_index {list(ignore) if ignore else '(none set)'}",
-                f"values {outside[:8]}", hint)
+    return fail(function, "target", _label_range(ignore, num_classes), f"values {outside[:8]}",
+                hint)
+
+
+def label_range_parts(function: str, ignore, num_classes: int) -> tuple[str, str]:
+    """The out-of-range label error where a traced graph checks the labels: the text before
+    the bad values, and the hint after them."""
+    head = f"{function}: target must {_label_range(ignore, num_classes)}; got values"
+    return head, ("Set ignore_index for a label that marks pixels to skip, or fix the labels "
+                  "(validate=False turns this check off).")
+
+
+def label_range_unreadable(function: str, ignore, num_classes: int) -> str:
+    """The out-of-range label message of ``torch._assert_async``, which cannot show values."""
+    head, hint = label_range_parts(function, ignore, num_classes)
+    return (f"{head} outside it (they cannot be read while torch.compile traces; call the loss "
+            f"eagerly to see them). {hint}")

@@ -81,6 +81,28 @@ def test_fit_with_per_pixel_sample_weight():
     assert np.isfinite(first) and second < first
 
 
+@pytest.mark.parametrize("loss", [slk.CrossEntropyLoss, slk.DiceCELoss])
+def test_a_bad_label_stops_a_traced_fit_with_the_eager_message(loss):
+    """Label 9 of a 7-class model inside ``fit`` (traced on TensorFlow and JAX): an error that
+    names the function, the argument and the value, never a NaN loss; validate=False gives the
+    NaN instead (the documented price of turning the check off)."""
+    images, masks = _data()
+    masks[1, 5, 5] = 9
+    keras.utils.set_random_seed(0)
+    model = tiny_unet()
+    model.compile(optimizer="adam", loss=loss(ignore_index=255))
+    with pytest.raises(Exception) as error:  # each backend wraps the error its own way
+        model.fit(images, masks, batch_size=4, epochs=1, verbose=0)
+    text = str(error.value)
+    assert "target must hold class indices in [0, 7) or an ignore_index [255]" in text, text
+    assert re.search(r"\b9\b", text.split("ignore_index [255]", 1)[1]), text
+
+    model = tiny_unet()  # a fresh one: JAX leaves the first half-built after the error
+    model.compile(optimizer="adam", loss=loss(ignore_index=255, validate=False))
+    history = model.fit(images, masks, batch_size=4, epochs=1, verbose=0)
+    assert np.isnan(history.history["loss"][0])
+
+
 def test_issue_4_compile_call_with_mean_iou():
     images, masks = _data()
     keras.utils.set_random_seed(0)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from keras import backend, ops
 
+from .._spec import label_range_error, label_range_parts, label_range_unreadable
+
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 HALF_DTYPES = ("float16", "bfloat16")
 INDEX_DTYPES = ("uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "uint64", "bool")
@@ -82,3 +84,42 @@ def values(x) -> np.ndarray:
     if backend.backend() == "tensorflow" and hasattr(x, "numpy"):
         return np.asarray(x.numpy())
     return np.asarray(ops.convert_to_numpy(x))
+
+
+def stop_on_bad_labels(function: str, bad, labels, ignore, num_classes: int) -> None:
+    """Stop a traced step where ``bad`` (a bool tensor) marks a label outside ``[0, C)`` that is
+    not ignored: the in-graph form of the eager label check, for ``validate=True`` inside a
+    traced ``fit``. Only the cheap ``any(bad)`` runs on every step.
+
+    TensorFlow: a graph assertion showing the bad values (XLA drops it: the loss is NaN there);
+    JAX: a host callback that raises the eager check's ``ValueError``; torch under
+    ``torch.compile``: ``torch._assert_async`` on the CPU (on a GPU a device-side assert would
+    poison the CUDA context: the loss is NaN there).
+    """
+    name = backend.backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        def fail():
+            head, hint = label_range_parts(function, ignore, num_classes)
+            shown = tf.unique(tf.boolean_mask(tf.reshape(labels, [-1]),
+                                              tf.reshape(bad, [-1])))[0][:8]
+            stop = tf.debugging.Assert(False, [head, shown, hint], summarize=8)
+            with tf.control_dependencies([stop]):
+                return tf.constant(False)
+
+        tf.cond(tf.reduce_any(bad), fail, lambda: tf.constant(True))
+    elif name == "jax":
+        import jax
+
+        def raise_error(labels, bad):
+            outside = np.unique(np.asarray(labels)[np.asarray(bad)]).tolist()
+            raise label_range_error(function, outside, ignore, num_classes)
+
+        jax.lax.cond(ops.any(bad), lambda v, b: jax.debug.callback(raise_error, v, b),
+                     lambda v, b: None, labels, bad)
+    elif name == "torch" and bad.device.type == "cpu":
+        import torch
+
+        torch._assert_async(torch.logical_not(bad.any()),
+                            label_range_unreadable(function, ignore, num_classes))

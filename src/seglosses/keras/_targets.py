@@ -42,6 +42,7 @@ from ._backend import (
     dtype_of,
     is_tracing,
     static_shape,
+    stop_on_bad_labels,
     values,
 )
 from ._options import as_float_list
@@ -345,7 +346,7 @@ def _index_labels(function, y_true, ignore, num_classes, checking, validate, n, 
         broken = ops.logical_or(ops.logical_not(ops.isfinite(flat)),
                                 ops.not_equal(flat, ops.round(flat)))
         flat = ops.where(broken, ops.zeros_like(flat), flat)
-    labels = ops.cast(flat, "int32")
+    labels = raw = ops.cast(flat, "int32")
     ignored = None
     for label in ignore:
         hit = ops.equal(labels, label)
@@ -358,6 +359,8 @@ def _index_labels(function, y_true, ignore, num_classes, checking, validate, n, 
     labels = ops.where(unusable, ops.zeros_like(labels), labels)
     valid = None if ignored is None else ops.cast(ops.logical_not(ignored), dtype)
     if not checking:
+        if validate:  # a traced step: the check runs inside the graph
+            stop_on_bad_labels(function, invalid, raw, ignore, num_classes)
         # an out-of-range label is never used as an index: its pixel becomes NaN instead
         one = ops.ones_like(labels, dtype=dtype) if valid is None else valid
         valid = ops.where(invalid, ops.full_like(one, float("nan")), one)

@@ -18,6 +18,7 @@ from .._spec import (
     check_ignore_index,
     fail,
     label_range_error,
+    label_range_unreadable,
     shape_text,
     target_shape_error,
 )
@@ -406,7 +407,12 @@ def _index_labels(function, flat, ignore, num_classes, checking, validate, dtype
     labels = torch.where(unusable, torch.zeros((), dtype=flat.dtype, device=flat.device), flat)
     labels = labels if native else labels.long()
     valid = None if ignored is None else (~ignored).to(dtype)
-    if not validate:
+    if not checking:
+        if validate and flat.device.type == "cpu":
+            # torch.compile traces: the check runs in the graph (on a GPU a device-side assert
+            # would poison the CUDA context; the loss is NaN there)
+            torch._assert_async(~invalid.any(),
+                                label_range_unreadable(function, ignore, num_classes))
         # an out-of-range label is never used as an index: its pixel becomes NaN instead
         nan = torch.full((), float("nan"), dtype=dtype, device=flat.device)
         one = torch.ones((), dtype=dtype, device=flat.device)
