@@ -92,6 +92,9 @@ BAD_INPUTS = [
      r"tversky_loss: gamma must be a finite number >= 0"),
     ("sigmoid alpha above 1", lambda: sl.focal_loss(XB, YB, mode="binary", alpha=2.0),
      ValueError, r"focal_loss: alpha must be a finite number in \[0, 1\]; got 2\.0\."),
+    ("focal alpha of the wrong length", lambda: sl.focal_loss(X, Y, alpha=[1.0, 2.0]),
+     ValueError, r"focal_loss: alpha must have length C=4 \(one value per class\) or be a "
+                 r"scalar; got length 2\."),
     ("float target with ignore_index", lambda: sl.cross_entropy(X, torch.softmax(X, 1),
                                                                 ignore_index=255),
      ValueError, r"cross_entropy: ignore_index must be None for a one-hot / soft target; "

@@ -241,6 +241,15 @@ def check_alpha(function, alpha, mode):
         check_number(function, "alpha", value, low=0.0, high=high)
 
 
+def check_alpha_length(function, alpha, num_classes: int) -> None:
+    """A per-class focal ``alpha`` has one value per class (a scalar applies to all)."""
+    if isinstance(alpha, (list, tuple)) or getattr(alpha, "ndim", 0):
+        length = len(alpha) if isinstance(alpha, (list, tuple)) else int(alpha.shape[0])
+        if length != num_classes:
+            raise fail(function, "alpha", f"have length C={num_classes} (one value per class) "
+                       "or be a scalar", f"length {length}")
+
+
 def check_compound(function, *, reduction, lambda_ce, lambda_dice, label_smoothing):
     """The extra checks of ``dice_ce_loss`` (before its region checks)."""
     combine_reduction_check(function, reduction)

@@ -184,5 +184,5 @@ def test_rejects_bad_arguments(files, make_masks):
     with pytest.raises(ValueError, match="No such file"):
         scan_masks(files.root / "missing", progress=False)
     negative = files.npy("neg.npy", np.array([[-1, 0]]))
-    with pytest.raises(ValueError, match=r"neg\.npy.*>= 0.*-1"):
+    with pytest.raises(ValueError, match=r"neg\.npy.*\[0, 65536\).*-1"):
         scan_masks([negative], progress=False)

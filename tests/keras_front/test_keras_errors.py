@@ -53,6 +53,7 @@ MISTAKES = [
     ("negative alpha", lambda f, a: a(f.tversky_loss, X, Y, alpha=-0.3)),
     ("negative gamma", lambda f, a: a(f.focal_loss, X, Y, gamma=-2)),
     ("sigmoid alpha above 1", lambda f, a: a(f.focal_loss, XB, YB, mode="binary", alpha=2.0)),
+    ("focal alpha of the wrong length", lambda f, a: a(f.focal_loss, X, Y, alpha=[1.0, 2.0])),
     ("float target with ignore_index", lambda f, a: a(f.cross_entropy, X,
                                                       np.eye(4, dtype="float32")[Y],
                                                       ignore_index=255)),

@@ -54,6 +54,13 @@ def parse_losses(text: str) -> list[str]:
     if not losses:
         raise fail("compare", "losses", "name at least one loss expression, separated by ';'",
                    repr(text))
+    if len(losses) == 1 and "," in re.sub(r"\([^()]*\)", "", losses[0]):
+        raise fail("compare", "losses", "be loss expressions separated by ';'", repr(text),
+                   f"Did you mean {text.replace(',', ';')!r}?")
+    repeated = sorted({loss for loss in losses if losses.count(loss) > 1})
+    if repeated:
+        raise fail("compare", "losses", "be distinct loss expressions",
+                   f"{', '.join(repeated)} more than once")
     return losses
 
 

@@ -12,6 +12,16 @@ from pathlib import Path
 from .._spec import fail
 from .runs import read_config
 
+
+class UsageError(ValueError):
+    """An option value found wrong only once the data is known (a loss that does not fit the
+    classes, a network too deep for the images): the command line exits 2 naming ``option``."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(f"{option}: {message}")
+        self.option = option
+
+
 # Options a resumed run may change; every other option must match the run's config.json.
 RESUMABLE = ("epochs", "device", "num_workers", "resume", "out", "overwrite", "preview")
 
@@ -129,7 +139,12 @@ class TrainConfig:
         :func:`train` refuses any other change, since the run would no longer be one experiment.
         """
         data = read_config(Path(run_dir))
-        config = cls.from_dict(data["config"])
+        try:
+            config = cls.from_dict(data["config"])
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"train: {Path(run_dir) / 'config.json'} holds an invalid config "
+                             f"({error}); the run cannot be resumed. Start it again with "
+                             "--overwrite.") from None
         return dataclasses.replace(config, **overrides, resume=os.fspath(run_dir),
                                    out=os.fspath(run_dir), overwrite=False)
 

@@ -32,7 +32,7 @@ from .readers import (
     read_mask,
     split_suffix,
 )
-from .scan import scan_masks
+from .scan import SPARSE_LABELS_HINT, mostly_absent, scan_masks
 
 __all__ = ["DatasetInfo", "FolderSegmentation", "SyntheticSegmentation", "build_datasets"]
 
@@ -375,9 +375,19 @@ def default_class_names(num_classes: int) -> tuple[str, ...]:
 
 
 def infer_num_classes(mask_paths, *, ignore_index=None, palette=None) -> int:
-    """C = largest label + 1 over the masks (ignored labels left out), by a streaming scan."""
-    return scan_masks(list(mask_paths), ignore_index=ignore_index, palette=palette,
-                      progress=False).stats.num_classes
+    """C = largest label + 1 over the masks (ignored labels left out), by a streaming scan.
+
+    Refuses a C most of whose classes never occur (masks holding 255 without an ignore index
+    would otherwise give a 256-class model without a word)."""
+    stats = scan_masks(list(mask_paths), ignore_index=ignore_index, palette=palette,
+                       progress=False).stats
+    if mostly_absent(stats):
+        raise fail("infer_num_classes", "the masks' labels", "be mostly classes that occur "
+                   f"when C is inferred as largest label + 1 = {stats.num_classes}",
+                   f"{len(stats.absent_classes)} of {stats.num_classes} classes that never "
+                   "occur", f"{SPARSE_LABELS_HINT} Give --num-classes if C is really "
+                   f"{stats.num_classes}.")
+    return stats.num_classes
 
 
 # --------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from __future__ import annotations
 import ast
 import inspect
 import keyword
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -198,8 +199,8 @@ class _Parser:
 
     def term(self, weight: float, node) -> Term:
         source = ast.get_source_segment(self.text, node) or ""
-        if weight < 0:
-            raise self.error(node, f"have a weight >= 0 (got {weight:g})")
+        if not (math.isfinite(weight) and weight >= 0):
+            raise self.error(node, f"have a finite weight >= 0 (got {weight:g})")
         call = node if isinstance(node, ast.Call) else None
         name_node = call.func if call is not None else node
         if not isinstance(name_node, ast.Name):
@@ -376,7 +377,20 @@ def parse_loss(expression: str, *, num_classes: int, ignore_index=None, mode: st
     compound = CompoundLoss(built)
     compound.expression = expression
     compound.mode = shared_mode
+    _call_once(function, compound, expression, num_classes)
     return compound
+
+
+def _call_once(function: str, loss: CompoundLoss, expression: str, num_classes: int) -> None:
+    """Call the loss on a 2x2 batch: an option it can only check against C (focal's ``alpha``
+    length, BCE's ``pos_weight``) fails here, before any training."""
+    logits = torch.zeros(1, num_classes, 2, 2)
+    labels = torch.zeros(1, 2, 2, dtype=torch.long)
+    try:
+        loss(logits, labels)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise fail(function, f"expression {expression!r}", f"fit {num_classes} classes",
+                   str(error)) from None
 
 
 def describe_loss(expression: str) -> str:

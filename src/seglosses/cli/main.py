@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .config import TrainConfig
+from .config import TrainConfig, UsageError
 
 log = logging.getLogger("seglosses.cli")
 
@@ -242,15 +242,31 @@ def _device(text: str) -> str:
 
 def _palette(path: str) -> dict | list:
     """A palette JSON file: ``{"r,g,b": class, ...}`` or ``[[r, g, b], ...]`` (position =
-    class). Read at parse time, so a missing file is a usage error."""
+    class). Read and checked at parse time, so a missing or malformed file is a usage error."""
+    from .readers import normalise_palette
+
     try:
         with open(path, encoding="utf-8") as file:
             palette = json.load(file)
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise argparse.ArgumentTypeError(f"cannot read palette {path!r}: {error}") from None
     if not isinstance(palette, (dict, list)):
         raise argparse.ArgumentTypeError(f"palette {path!r} must hold a JSON object or list")
+    try:
+        normalise_palette(f"palette {path}", palette)
+    except (TypeError, ValueError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
     return palette
+
+
+def _decay(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0; got {text!r}")
+    return value
 
 
 # ---------------------------------------------------------------------------- the parser
@@ -313,7 +329,7 @@ def _add_training_options(parser: argparse.ArgumentParser, *, demo: bool = False
                             f"{defaults.get('batch_size', _DEFAULTS.batch_size)})")
     model.add_argument("--lr", type=_learning_rate, default=S,
                        help=f"AdamW learning rate (default: {defaults.get('lr', _DEFAULTS.lr)})")
-    model.add_argument("--weight-decay", type=float, default=S,
+    model.add_argument("--weight-decay", type=_decay, default=S,
                        help="AdamW weight decay" + _default("weight_decay"))
     model.add_argument("--scheduler", choices=("cosine", "constant"), default=S,
                        help="learning-rate schedule over the epochs" + _default("scheduler"))
@@ -466,8 +482,9 @@ def _train(args) -> int:
         extra = sorted(set(vars(args)) - allowed)
         if extra:
             options = ", ".join("--" + name.replace("_", "-") for name in extra)
-            raise _UsageError(f"--resume reuses the run's options; only --epochs, --device, "
-                              f"--num-workers and --preview may be given with it (got {options})")
+            raise UsageError("--resume", f"reuses the run's options; only --epochs, --device, "
+                                         f"--num-workers and --preview may be given with it "
+                                         f"(got {options})")
         overrides = {k: getattr(args, k) for k in ("epochs", "device", "num_workers", "preview")
                      if hasattr(args, k)}
         config = TrainConfig.from_run(args.resume, **overrides)
@@ -529,10 +546,6 @@ def _bench(args) -> int:
     return 0
 
 
-class _UsageError(Exception):
-    pass
-
-
 def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
@@ -555,10 +568,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return _compare(args, {**DEMO, "out": args.out, "overwrite": True})
         return _bench(args)
-    except _UsageError as error:
+    except UsageError as error:
         parser.commands[args.command].error(str(error))  # exits 2, like argparse's own
     except (ValueError, OSError) as error:
         print(f"seglosses {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"seglosses {args.command}: error: out of memory (smaller --batch-size, --crop "
+              "or --size)", file=sys.stderr)
+        return 1
+    except Exception as error:  # noqa: BLE001 - a bug of ours: one line, never a traceback
+        if os.environ.get("SEGLOSSES_TRACEBACK"):
+            raise
+        print(f"seglosses {args.command}: internal error: {type(error).__name__}: {error} "
+              "(set SEGLOSSES_TRACEBACK=1 to see where; please report it)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         hint = " (continue with --resume)" if args.command in ("train", "compare") else ""

@@ -268,12 +268,15 @@ def normalise_palette(function: str, palette) -> dict[int, int]:
                    "colours", type(palette).__name__, error=TypeError)
     table = {}
     for colour, index in items:
-        if isinstance(colour, str):
-            text = colour.strip()
-            parts = [int(text[i:i + 2], 16) for i in (1, 3, 5)] if text.startswith("#") \
-                and len(text) == 7 else [int(p) for p in text.replace(" ", "").split(",")]
-        else:
-            parts = [int(p) for p in colour]
+        try:
+            if isinstance(colour, str):
+                text = colour.strip()
+                parts = [int(text[i:i + 2], 16) for i in (1, 3, 5)] if text.startswith("#") \
+                    and len(text) == 7 else [int(p) for p in text.replace(" ", "").split(",")]
+            else:
+                parts = [int(p) for p in colour]
+        except (TypeError, ValueError):
+            parts = []
         if len(parts) != 3 or not all(0 <= p <= 255 for p in parts):
             raise fail(function, "palette", "have (r, g, b) colours with values in [0, 255]",
                        repr(colour))

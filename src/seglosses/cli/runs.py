@@ -28,13 +28,22 @@ RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "curves.png",
 
 
 def read_config(run_dir: Path) -> dict:
-    path = run_dir / "config.json"
+    """``run_dir/config.json``: a dict with the run's ``config`` and ``dataset`` (both dicts)."""
+    path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"train: resume must name a run folder with a config.json; "
                                 f"got {os.fspath(run_dir)!r}.")
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("format") != CONFIG_FORMAT:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"train: {path} is not valid JSON ({error}); the run cannot be "
+                         "resumed. Start it again with --overwrite.") from None
+    if not isinstance(data, dict) or data.get("format") != CONFIG_FORMAT:
         raise ValueError(f"train: {path} is not a seglosses run config.")
+    missing = [key for key in ("config", "dataset") if not isinstance(data.get(key), dict)]
+    if missing:
+        raise ValueError(f"train: {path} lacks {' and '.join(repr(k) for k in missing)}; the "
+                         "run cannot be resumed. Start it again with --overwrite.")
     return data
 
 

@@ -24,9 +24,14 @@ from .._spec import MULTICLASS_STRATEGIES, check_ignore_index, fail
 from ..stats import ClassStats
 from .readers import MASK_SUFFIXES, read_mask, split_suffix
 
-__all__ = ["ScanResult", "format_scan", "mask_files", "scan_masks"]
+__all__ = ["ScanResult", "format_scan", "mask_files", "mostly_absent", "scan_masks"]
 
 _IN_FLIGHT_PER_WORKER = 4
+# Labels at or above this are no class index (instance ids, raw intensities): counting them
+# would need a table of that many classes.
+MAX_LABEL = 65536
+SPARSE_LABELS_HINT = ("Binary masks saved as 0/255 need remapping to 0/1; a label that marks "
+                      "pixels to skip (often 255) needs --ignore-index.")
 _SHORT_NAMES = {
     "inverse_frequency": "inv_freq",
     "inverse_sqrt_frequency": "inv_sqrt",
@@ -179,11 +184,12 @@ def _count_file(path: str, *, num_classes, ignore, palette):
         valid, ignored = flat, 0
     if valid.size:
         low, high = int(valid.min()), int(valid.max())
-        too_high = num_classes is not None and high >= num_classes
+        limit = MAX_LABEL if num_classes is None else num_classes
+        too_high = high >= limit
         if low < 0 or too_high:
             values = np.unique(valid)
-            bad = values[(values < 0) | (values >= (num_classes or np.inf))][:8].tolist()
-            span = f"[0, {num_classes})" if num_classes is not None else ">= 0"
+            bad = values[(values < 0) | (values >= limit)][:8].tolist()
+            span = f"[0, {limit})"
             error = fail("scan_masks", f"labels of {path}", f"lie in {span} or be ignored "
                          f"(ignore_index={list(ignore)})", f"values {bad}",
                          "Pass --ignore-index for labels that mark pixels to skip, or a larger "
@@ -191,6 +197,12 @@ def _count_file(path: str, *, num_classes, ignore, palette):
             return None, 0, str(error)
     counts = np.bincount(valid.astype(np.intp, copy=False), minlength=num_classes or 0)
     return counts.astype(np.int64, copy=False), ignored, None
+
+
+def mostly_absent(stats: ClassStats) -> bool:
+    """More than half of C > 2 classes never occur: C was likely inferred from a label that is
+    no class (255 for "skip", or 0/255 binary masks)."""
+    return stats.num_classes > 2 and len(stats.absent_classes) > stats.num_classes // 2
 
 
 def _results(paths: Iterable, job, workers: int) -> Iterator[tuple[str, tuple]]:
@@ -280,12 +292,9 @@ def format_scan(result: ScanResult) -> str:
     legend = ", ".join(f"{_SHORT_NAMES[name]}={name}" for name in strategies)
     rows += textwrap.wrap(f"weight columns: {legend} (beta=0.999)", 100,
                           subsequent_indent="  ", break_on_hyphens=False)
-    absent = len(stats.absent_classes)
-    if stats.num_classes > 2 and absent > stats.num_classes // 2:
-        rows += textwrap.wrap(
-            f"note: {absent} of {stats.num_classes} classes never occur. Binary masks saved as "
-            "0/255 need remapping to 0/1; a label that marks pixels to skip (often 255) needs "
-            "--ignore-index.", 100, subsequent_indent="  ")
+    if mostly_absent(stats):
+        rows += textwrap.wrap(f"note: {len(stats.absent_classes)} of {stats.num_classes} classes "
+                              f"never occur. {SPARSE_LABELS_HINT}", 100, subsequent_indent="  ")
     if result.skipped:
         rows.append(f"skipped {len(result.skipped)} bad file(s):")
         rows += [f"  {path}: {reason}" for path, reason in result.skipped]

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from .._spec import check_ignore_index
-from .config import RESUMABLE, TrainConfig
+from .config import RESUMABLE, TrainConfig, UsageError
 from .runs import (
     CONFIG_FORMAT,
     FORMAT_VERSION,
@@ -158,8 +158,12 @@ def train(config: TrainConfig, *, progress: bool = True, label: str = "",
             from ..stats import ClassStats
 
             stats = ClassStats.from_json(config.class_stats)
-        loss_fn = parse_loss(config.loss, num_classes=num_classes, ignore_index=ignore,
-                             class_stats=stats).to(device)
+        try:
+            loss_fn = parse_loss(config.loss, num_classes=num_classes, ignore_index=ignore,
+                                 class_stats=stats).to(device)
+        except (TypeError, ValueError) as error:
+            raise UsageError("--loss", str(error)) from None
+        _check_depth(config.depth, train_ds, val_ds)
 
         _seed_everything(config.seed)  # identical initial weights on every rank
         model = UNet(info.in_channels, num_classes, dims=config.dims, base_width=config.width,
@@ -181,6 +185,10 @@ def train(config: TrainConfig, *, progress: bool = True, label: str = "",
             start_epoch, best_epoch, best_miou = _restore(saved, model, optimizer, scheduler,
                                                           scaler, rank, world)
             history = [r for r in read_metrics(run_dir) if r["epoch"] <= start_epoch]
+            if [r["epoch"] for r in history] != list(range(1, start_epoch + 1)):
+                raise ValueError(f"train: {run_dir / 'metrics.jsonl'} lacks epochs of the "
+                                 f"checkpoint (it has {len(history)} of {start_epoch}); the "
+                                 "run cannot be resumed. Start it again with --overwrite.")
             if rank == 0:
                 rewrite_metrics(run_dir, history)  # drop records newer than the checkpoint
                 log.info("%sresuming %s at epoch %d/%d", _prefix(label), run_dir,
@@ -254,6 +262,21 @@ def train(config: TrainConfig, *, progress: bool = True, label: str = "",
         if world > 1:
             torch.distributed.barrier()
         return result
+
+
+def _check_depth(depth: int, *datasets) -> None:
+    """Each of ``depth`` poolings halves the image: the bottleneck must keep 2 pixels per axis
+    (normalisation needs more than one value), so --depth is a usage error when it does not."""
+    for dataset in datasets:
+        if len(dataset):
+            size = tuple(dataset[0][1].shape)  # the mask: the image's spatial size
+            bottom = tuple(-(-s // 2**depth) for s in size)
+            if min(bottom) < 2:
+                deepest = max(1, int(math.log2(min(size))) - 1)
+                raise UsageError("--depth", f"{depth} pools {'x'.join(map(str, size))} images "
+                                 f"down to {'x'.join(map(str, bottom))}; at most {deepest} "
+                                 "fits (each level halves the size, and the deepest needs 2 "
+                                 "pixels per axis).")
 
 
 # ---------------------------------------------------------------------------- one epoch
@@ -561,16 +584,36 @@ def _check_run_dir(run_dir: Path, config: TrainConfig) -> dict | None:
         if config.epochs != saved_config.epochs and config.scheduler == "cosine":
             log.warning("resume: epochs %d -> %d stretches the cosine schedule from here on",
                         saved_config.epochs, config.epochs)
-        checkpoint = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=False)
-        if checkpoint.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"train: {run_dir / 'last.pt'} is not a seglosses checkpoint.")
-        return checkpoint
+        return _load_checkpoint(run_dir / "last.pt")
     existing = [name for name in RUN_FILES if (run_dir / name).exists()]
     if existing and not config.overwrite:
         raise ValueError(f"train: out must be a new or empty run folder; {os.fspath(run_dir)!r} "
                          f"already holds {', '.join(existing)}. Pass --resume {run_dir} to "
                          "continue it, or --overwrite to start again.")
     return None
+
+
+# What last.pt holds beyond best.pt's weights: a resume needs all of it.
+_RESUME_KEYS = ("epoch", "model", "optimizer", "scheduler", "scaler", "best_epoch",
+                "best_mean_iou", "rng")
+
+
+def _load_checkpoint(path: Path) -> dict:
+    """The resume checkpoint at ``path``; a ``ValueError`` naming the file when it is torn,
+    empty, foreign or a weights-only ``best.pt``."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # noqa: BLE001 - torch raises many types for a broken file
+        raise ValueError(f"train: {path} cannot be read ({type(error).__name__}: {error}); the "
+                         "run cannot be resumed. Start it again with --overwrite.") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"train: {path} is not a seglosses checkpoint.")
+    missing = [key for key in _RESUME_KEYS if key not in checkpoint]
+    if missing:
+        raise ValueError(f"train: {path} lacks {', '.join(missing)} (a best.pt holds the "
+                         "weights only); the run cannot be resumed. Start it again with "
+                         "--overwrite.")
+    return checkpoint
 
 
 def _restore(checkpoint, model, optimizer, scheduler, scaler, rank, world):

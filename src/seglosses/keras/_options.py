@@ -5,7 +5,14 @@ the one Keras-only refusal. Nothing here imports a framework."""
 from __future__ import annotations
 
 from .. import _spec as spec
-from .._spec import check_alpha, check_compound, check_pixel_options, check_weight_values, fail
+from .._spec import (
+    check_alpha,
+    check_alpha_length,
+    check_compound,
+    check_pixel_options,
+    check_weight_values,
+    fail,
+)
 
 as_float_list = spec.option_values
 
@@ -19,5 +26,5 @@ def check_region_options(function, **options):
                    "own shard only), so use 'batch'.")
 
 
-__all__ = ["as_float_list", "check_alpha", "check_compound", "check_pixel_options",
-           "check_region_options", "check_weight_values"]
+__all__ = ["as_float_list", "check_alpha", "check_alpha_length", "check_compound",
+           "check_pixel_options", "check_region_options", "check_weight_values"]

@@ -19,6 +19,7 @@ from .._spec import check_choice, check_number, fail
 from ._backend import TINY, dtype_of
 from ._options import (
     check_alpha,
+    check_alpha_length,
     check_compound,
     check_pixel_options,
     check_region_options,
@@ -162,11 +163,8 @@ def _multiclass_pixel(problem, *, focal, gamma, alpha, label_smoothing):
 def _per_class(value, num_classes, dtype):
     """A scalar or a length-C sequence → something that broadcasts along the class axis."""
     if isinstance(value, (list, tuple)) or getattr(value, "ndim", 0):
-        tensor = ops.convert_to_tensor(value, dtype=dtype)
-        if tensor.shape[0] != num_classes:
-            raise fail("focal_loss", "alpha", f"have length C={num_classes} (one value per "
-                       "class) or be a scalar", f"length {tensor.shape[0]}")
-        return tensor
+        check_alpha_length("focal_loss", value, num_classes)
+        return ops.convert_to_tensor(value, dtype=dtype)
     return ops.convert_to_tensor(float(value), dtype=dtype)
 
 

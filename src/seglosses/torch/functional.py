@@ -51,6 +51,7 @@ def check_region_options(function, *, impl, **options):
 
 
 check_alpha = spec.check_alpha
+check_alpha_length = spec.check_alpha_length
 check_compound = spec.check_compound
 
 
@@ -140,6 +141,8 @@ def _multiclass_pixel(function, input, target, *, focal, gamma, alpha, class_dim
                                  beta=beta, validate=validate,
                                  global_counts=aggregate == "global", native=impl == "triton")
     focal = focal and (gamma != 0 or alpha is not None)
+    if focal:
+        check_alpha_length(function, alpha, problem.x.shape[problem.axis])
     if impl == "triton":
         options = dict(label_smoothing=label_smoothing, gamma=gamma if focal else 0.0,
                        scale=_focal_scale(problem, alpha) if focal else problem.class_weights)
@@ -265,6 +268,8 @@ def _sigmoid_pixel(function, input, target, *, mode, focal, gamma, alpha, class_
                               pos_weight=pos_weight, label_smoothing=label_smoothing,
                               validate=validate, global_counts=aggregate == "global",
                               native=impl == "triton")
+    if focal and alpha is not None:
+        check_alpha_length(function, alpha, input.shape[class_dim] if mode == "multilabel" else 1)
     if impl == "triton":
         focal = focal and (gamma != 0 or alpha is not None)
         options = dict(label_smoothing=label_smoothing, gamma=gamma if focal else 0.0,

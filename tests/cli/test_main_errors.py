@@ -1,0 +1,153 @@
+"""The command line never shows a traceback: every broken run file, bad option value and bad
+mask ends in one line on stderr, exit 1 for a data error (naming the file) and exit 2 for a
+usage error (naming the option)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from seglosses.cli.main import main
+
+SHALLOW = ["--size", "32", "--num-images", "6", "--val-split", "0.34", "--batch-size", "2",
+           "--width", "4", "--device", "cpu", "-q"]
+TINY = [*SHALLOW, "--depth", "2"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("finished") / "run"
+    assert main(["train", *TINY, "--epochs", "1", "--out", str(run)]) == 0
+    return run
+
+
+def _break_last(run):
+    (run / "last.pt").write_bytes(np.random.default_rng(0).bytes(200))
+
+
+def _truncate_last(run):
+    data = (run / "last.pt").read_bytes()
+    (run / "last.pt").write_bytes(data[: len(data) // 2])
+
+
+def _empty_last(run):
+    (run / "last.pt").write_bytes(b"")
+
+
+def _best_over_last(run):
+    shutil.copy(run / "best.pt", run / "last.pt")
+
+
+def _torn_config(run):
+    (run / "config.json").write_text("{")
+
+
+def _config_without_key(run):
+    data = json.loads((run / "config.json").read_text())
+    del data["config"]
+    (run / "config.json").write_text(json.dumps(data))
+
+
+def _config_with_bad_value(run):
+    data = json.loads((run / "config.json").read_text())
+    data["config"]["epochs"] = "many"
+    (run / "config.json").write_text(json.dumps(data))
+
+
+def _no_metrics(run):
+    (run / "metrics.jsonl").unlink()
+
+
+@pytest.mark.parametrize("damage, named", [
+    (_break_last, "last.pt"), (_truncate_last, "last.pt"), (_empty_last, "last.pt"),
+    (_best_over_last, "last.pt"), (_torn_config, "config.json"),
+    (_config_without_key, "config.json"), (_config_with_bad_value, "config.json"),
+    (_no_metrics, "metrics.jsonl"),
+])
+def test_a_damaged_run_folder_is_a_data_error_naming_the_file(finished_run, tmp_path, damage,
+                                                              named, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    damage(run)
+    assert main(["train", "--resume", str(run), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert str(run / named) in err and "--overwrite" in err, err
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["train", "--loss", "bce(pos_weight=2)"], "--loss"),
+    (["train", "--loss", "focal(alpha=[1,2])", "--num-classes", "3"], "--loss"),
+    (["train", "--loss", "1e400*ce"], "--loss"),
+    (["train", "--weight-decay", "-1"], "--weight-decay"),
+    (["compare", "--losses", "ce;ce"], "--losses"),
+    (["compare", "--losses", "ce,dice"], "--losses"),
+    (["train", "--depth", "5"], "--depth"),
+])
+def test_bad_option_values_are_usage_errors_naming_the_option(argv, option, tmp_path, capsys):
+    argv = [*argv, *(SHALLOW if "--depth" in argv else TINY)]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: {option}" in err or f"error: argument {option}" in err, err
+    assert "Traceback" not in err, err
+    assert not (tmp_path / "out" / "metrics.jsonl").exists()  # refused before training
+
+
+def test_the_depth_error_names_the_image_size(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", *SHALLOW, "--depth", "5", "--out", str(tmp_path / "out")])
+    assert "32x32" in capsys.readouterr().err
+
+
+def test_a_malformed_palette_is_a_usage_error(files, tmp_path, capsys):
+    for text in ("[[1, 2]]", '{"red": 1}', "[1, 2, 3]", '{"1,2,3": "one"}'):
+        palette = files.raw("palette.json", text.encode())
+        with pytest.raises(SystemExit) as exit_info:
+            main(["scan", str(tmp_path), "--palette", str(palette)])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "--palette" in err and "palette.json" in err and "Traceback" not in err, err
+
+
+def test_a_huge_label_is_a_bad_file_not_a_memory_error(files, capsys):
+    files.npy("masks/good.npy", np.array([[0, 1], [2, 1]], dtype=np.int64))
+    files.npy("masks/huge.npy", np.array([[0, 2**40], [1, 1]], dtype=np.int64))
+    assert main(["scan", str(files.root / "masks"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "huge.npy" in err and "1099511627776" in err, err
+    assert main(["scan", str(files.root / "masks"), "--skip-bad", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 1 bad file(s)" in out and "huge.npy" in out
+
+
+def test_masks_holding_255_without_ignore_index_are_refused(files, tmp_path, capsys, rng):
+    for index in range(4):
+        files.png(f"data/images/i{index}.png", rng.integers(0, 255, (16, 16), dtype=np.uint8))
+        mask = rng.integers(0, 3, (16, 16)).astype(np.uint8)
+        mask[:2] = 255
+        files.png(f"data/masks/i{index}.png", mask)
+    argv = ["train", "--data", str(files.root / "data"), "--epochs", "1", "--batch-size", "2",
+            "--width", "4", "--depth", "2", "--device", "cpu", "-q"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err
+    assert "252 of 256 classes" in err and "--ignore-index" in err, err
+    assert main([*argv, "--ignore-index", "255", "--out", str(tmp_path / "b")]) == 0
+
+
+def test_an_unexpected_error_is_one_line(monkeypatch, tmp_path, capsys):
+    def broken(*args, **kwargs):
+        raise KeyError("something we did not foresee")
+
+    monkeypatch.setattr("seglosses.cli.train.train", broken)
+    monkeypatch.delenv("SEGLOSSES_TRACEBACK", raising=False)
+    assert main(["train", *TINY, "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error: KeyError" in err and "Traceback" not in err
+    monkeypatch.setenv("SEGLOSSES_TRACEBACK", "1")
+    with pytest.raises(KeyError):
+        main(["train", *TINY, "--out", str(tmp_path / "out")])
