@@ -5,6 +5,8 @@ usage error (naming the option)."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 
 import numpy as np
@@ -151,3 +153,94 @@ def test_an_unexpected_error_is_one_line(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("SEGLOSSES_TRACEBACK", "1")
     with pytest.raises(KeyError):
         main(["train", *TINY, "--out", str(tmp_path / "out")])
+
+
+# ------------------------------------------------------------------ the run folder
+
+
+def test_a_second_run_into_a_busy_folder_is_refused(tmp_path, capsys):
+    from seglosses.cli.runs import RunLock
+
+    out = tmp_path / "run"
+    with RunLock(out):  # another run holds the folder
+        assert main(["train", *TINY, "--epochs", "1", "--out", str(out)]) == 1
+        assert f"{out} is in use by another run (process {os.getpid()})" in \
+            capsys.readouterr().err
+    assert main(["train", *TINY, "--epochs", "1", "--out", str(out)]) == 0
+    assert not (out / ".lock").exists()
+
+
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_epoch_1(finished_run,
+                                                                         tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    for name in ("last.pt", "best.pt", "result.json", "predictions.npz"):
+        (run / name).unlink()
+    (run / "metrics.jsonl").write_text('{"epoch": 1, "torn')
+    assert main(["train", "--resume", str(run), "-q"]) == 0
+    assert "starts again from epoch 1" in capsys.readouterr().err
+    assert [json.loads(line)["epoch"] for line in
+            (run / "metrics.jsonl").read_text().splitlines()] == [1]
+
+
+def test_compare_resume_restarts_a_run_that_never_checkpointed(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    argv = ["compare", *TINY, "--epochs", "1", "--losses", "ce;dice", "--out", str(out)]
+    assert main(argv) == 0
+    stranded = next((out / "runs").glob("*dice*/seed-0"))
+    for name in ("last.pt", "best.pt", "result.json"):
+        (stranded / name).unlink()
+    (out / "results.json").unlink()
+    assert main([*argv, "--resume"]) == 0
+    assert (stranded / "result.json").is_file()
+
+
+def test_a_run_on_folder_data_resumes_from_another_directory(files, make_masks, tmp_path,
+                                                             monkeypatch, rng):
+    for index, mask in enumerate(make_masks(6, shape=(16, 16), ignore=None)):
+        files.png(f"data/images/i{index}.png", rng.integers(0, 255, (16, 16), dtype=np.uint8))
+        files.png(f"data/masks/i{index}.png", mask)
+    monkeypatch.chdir(files.root)
+    argv = ["--epochs", "1", "--batch-size", "2", "--width", "4", "--depth", "2", "--device",
+            "cpu", "-q"]
+    assert main(["train", "--data", "data", *argv, "--out", "run"]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["train", "--resume", str(files.root / "run"), "--epochs", "2", "-q"]) == 0
+
+
+def test_resume_with_fewer_epochs_than_trained_is_a_usage_error(finished_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    assert main(["train", "--resume", str(run), "--epochs", "2", "-q"]) == 0
+    config = (run / "config.json").read_text()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--resume", str(run), "--epochs", "1", "-q"])
+    assert exit_info.value.code == 2
+    assert "--epochs: must be at least the 2 epochs" in capsys.readouterr().err
+    assert (run / "config.json").read_text() == config  # nothing rewritten
+
+
+def test_stale_temporary_files_are_removed(finished_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / ".last.pt.x1y2.tmp").write_bytes(b"half a checkpoint")
+    (run / ".notes.tmp").write_text("not ours")
+    assert main(["train", "--resume", str(run), "--epochs", "2", "-q"]) == 0
+    assert not (run / ".last.pt.x1y2.tmp").exists() and (run / ".notes.tmp").exists()
+
+
+def test_a_diverging_run_stops_with_exit_1(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--epochs", "3", "--lr", "1e12", "--loss", "ce",
+                 "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "the run diverged" in err and "Lower --lr (it was 1e+12)" in err, err
+    assert re.search(r"not finite at epoch \d/3, step \d", err), err
+
+
+def test_a_failed_start_leaves_no_folder_behind(tmp_path):
+    out = tmp_path / "never"
+    assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(out), "-q"]) == 1
+    assert not out.exists()

@@ -132,7 +132,8 @@ def compare(config: TrainConfig, losses: list[str], seeds: list[int], *,
                 run_dir = out / "runs" / run_folder_name(position, loss) / f"seed-{seed}"
                 run_config = dataclasses.replace(config, loss=loss, seed=seed,
                                                  out=os.fspath(run_dir), resume=None)
-                if resume and (run_dir / "last.pt").is_file():
+                if resume and (run_dir / "config.json").is_file():
+                    # a run stopped before its first checkpoint starts again from epoch 1
                     run_config = dataclasses.replace(run_config, resume=os.fspath(run_dir),
                                                      overwrite=False)
                 number = position * len(seeds) + seeds.index(seed) + 1

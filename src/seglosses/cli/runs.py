@@ -146,3 +146,47 @@ def json_safe(value):
 def as_dict(info) -> dict:
     data = dataclasses.asdict(info) if dataclasses.is_dataclass(info) else dict(vars(info))
     return json_safe(data)
+
+
+class RunLock:
+    """An exclusive lock on ``run_dir/.lock`` while a run writes the folder, so a second run into
+    the same folder is refused instead of interleaving the files. The operating system drops
+    the lock when the process dies, so a killed run never leaves the folder locked (only a
+    stale ``.lock`` file, which the next run takes over). The folder is created here; one
+    created for a run that failed before writing anything is removed again.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.run_dir = Path(run_dir)
+        self.created = False
+        self.file = None
+
+    def __enter__(self) -> RunLock:
+        self.created = not self.run_dir.exists()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.run_dir / ".lock", "a+", encoding="utf-8")  # noqa: SIM115
+        try:
+            import fcntl
+        except ImportError:  # not POSIX (Windows): runs are not locked there
+            return self
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "unknown"
+            self.file.close()
+            raise ValueError(f"train: {self.run_dir} is in use by another run (process "
+                             f"{holder}); wait for it to end, or choose another --out.") from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(str(os.getpid()))
+        self.file.flush()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        # unlinked while still held: a run that opens the old file now is still refused
+        (self.run_dir / ".lock").unlink(missing_ok=True)
+        self.file.close()  # releases the lock
+        if self.created:
+            with contextlib.suppress(OSError):  # not empty: the run wrote files
+                self.run_dir.rmdir()

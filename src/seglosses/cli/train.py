@@ -46,6 +46,7 @@ from .runs import (
     CONFIG_FORMAT,
     FORMAT_VERSION,
     RUN_FILES,
+    RunLock,
     append_metrics,
     as_dict,
     atomic_write,
@@ -54,7 +55,6 @@ from .runs import (
     dumps,
     nan_lists,
     npz_bytes,
-    read_config,
     read_metrics,
     rewrite_metrics,
 )
@@ -139,7 +139,9 @@ def train(config: TrainConfig, *, progress: bool = True, label: str = "",
     started = time.perf_counter()
     elapsed_before = 0.0
     run_dir = Path(config.resume or config.out)
-    with distributed(config.device) as (rank, world, device):
+    config = _resolved_paths(config)
+    with distributed(config.device) as (rank, world, device), \
+            (RunLock(run_dir) if rank == 0 else contextlib.nullcontext()):
         saved = _prepare_run_dir(run_dir, config, rank, world)
         if saved is not None:
             elapsed_before = saved.get("elapsed_s", 0.0)
@@ -193,8 +195,9 @@ def train(config: TrainConfig, *, progress: bool = True, label: str = "",
                 rewrite_metrics(run_dir, history)  # drop records newer than the checkpoint
                 log.info("%sresuming %s at epoch %d/%d", _prefix(label), run_dir,
                          start_epoch + 1, epochs)
-        elif rank == 0:
-            _write_config(run_dir, config, dataset, world)
+        if rank == 0 and (saved is None or config.epochs != saved["config"]["epochs"]):
+            _write_config(run_dir, config, dataset, world if saved is None else
+                          saved.get("world_size", 1))
 
         wrapped = model
         if world > 1:
@@ -293,6 +296,7 @@ def _train_epoch(model, loss_fn, optimizer, scaler, loader, device, amp, max_ste
             "loss": torch.zeros((), dtype=torch.float64, device=device)}
     bar = tqdm(total=total, desc=f"{header} train", leave=False, disable=not show,
                dynamic_ncols=True)
+    first_bad = torch.full((), -1, dtype=torch.int64, device=device)  # no sync per step
     with bar:
         for step, (images, masks) in enumerate(loader):
             if step == total:
@@ -314,9 +318,26 @@ def _train_epoch(model, loss_fn, optimizer, scaler, loader, device, amp, max_ste
                                        torch.zeros((), dtype=torch.float64, device=device))
                 term += value.double() * count
             bar.update()
-            if show and (step % 10 == 0 or step == total - 1):  # a host sync, so not every step
-                bar.set_postfix(loss=f"{loss.item():.4f}")
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()),
+                                    step, first_bad)
+            if step % 10 == 0 or step == total - 1:  # a host sync, so not every step
+                _stop_if_diverged(int(first_bad), header, optimizer)
+                if show:
+                    bar.set_postfix(loss=f"{loss.item():.4f}")
     return _all_reduce(sums)
+
+
+class Diverged(ValueError):
+    """The training loss became NaN or infinite: the run stops (exit 1) instead of training on."""
+
+
+def _stop_if_diverged(first_bad: int, header: str, optimizer) -> None:
+    if first_bad >= 0:
+        group = optimizer.param_groups[0]
+        lr = group.get("initial_lr", group["lr"])  # --lr, before the schedule
+        raise Diverged(f"train: the training loss is not finite at {header.strip()}, step "
+                       f"{first_bad + 1}: the run diverged. Lower --lr (it was {lr:g}) or "
+                       "check the loss's options; last.pt holds the last good epoch.")
 
 
 @torch.no_grad()
@@ -556,23 +577,27 @@ def _prepare_run_dir(run_dir: Path, config: TrainConfig, rank: int, world: int) 
     checkpoint = _check_run_dir(run_dir, config)
     if world > 1:  # every rank has looked at the folder before rank 0 changes it
         torch.distributed.barrier()
+    if rank == 0:
+        for stale in run_dir.glob(".*.tmp"):  # left by a process killed mid-write
+            if any(stale.name.startswith(f".{name}.") for name in RUN_FILES):
+                stale.unlink(missing_ok=True)
     if rank == 0 and checkpoint is None:
-        run_dir.mkdir(parents=True, exist_ok=True)
         for name in RUN_FILES:
             with contextlib.suppress(FileNotFoundError):
                 (run_dir / name).unlink()
-    if rank == 0 and checkpoint is not None and config.epochs != checkpoint["config"]["epochs"]:
-        _write_config(run_dir, config, read_config(run_dir)["dataset"],
-                      checkpoint.get("world_size", 1))
     return checkpoint
+
+
+def _resolved_paths(config: TrainConfig) -> TrainConfig:
+    """The data folder and class statistics as absolute paths: a run resumes from anywhere."""
+    data = config.data if config.data == "synthetic" else os.path.abspath(config.data)
+    stats = None if config.class_stats is None else os.path.abspath(config.class_stats)
+    return dataclasses.replace(config, data=data, class_stats=stats)
 
 
 def _check_run_dir(run_dir: Path, config: TrainConfig) -> dict | None:
     if config.resume:
-        if not (run_dir / "last.pt").is_file():
-            raise FileNotFoundError(f"train: resume must name a run folder with a last.pt "
-                                    f"checkpoint; got {os.fspath(run_dir)!r}.")
-        saved_config = TrainConfig.from_dict(read_config(run_dir)["config"])
+        saved_config = _resolved_paths(TrainConfig.from_run(run_dir))
         changed = [f"{name} ({getattr(saved_config, name)!r} -> {getattr(config, name)!r})"
                    for name in (f.name for f in dataclasses.fields(TrainConfig))
                    if name not in RESUMABLE
@@ -581,10 +606,18 @@ def _check_run_dir(run_dir: Path, config: TrainConfig) -> dict | None:
             raise ValueError(f"train: a resumed run must keep its options; got changes to "
                              f"{', '.join(changed)}. Only epochs, device, num_workers and "
                              "preview may change.")
+        if not (run_dir / "last.pt").is_file():
+            log.warning("resume: %s stopped before its first checkpoint; it starts again from "
+                        "epoch 1", run_dir)
+            return None
+        checkpoint = _load_checkpoint(run_dir / "last.pt")
+        if config.epochs < checkpoint["epoch"]:
+            raise UsageError("--epochs", f"must be at least the {checkpoint['epoch']} epochs "
+                                         f"{run_dir} has trained; got {config.epochs}")
         if config.epochs != saved_config.epochs and config.scheduler == "cosine":
             log.warning("resume: epochs %d -> %d stretches the cosine schedule from here on",
                         saved_config.epochs, config.epochs)
-        return _load_checkpoint(run_dir / "last.pt")
+        return checkpoint
     existing = [name for name in RUN_FILES if (run_dir / name).exists()]
     if existing and not config.overwrite:
         raise ValueError(f"train: out must be a new or empty run folder; {os.fspath(run_dir)!r} "
