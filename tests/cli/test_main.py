@@ -4,6 +4,8 @@ exit statuses (0 ok, 1 data error, 2 usage), stdout for results and stderr for t
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -175,3 +177,33 @@ def test_help_and_scan_import_no_torch(argv, files, make_masks, tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={"PYTHONPATH": SRC, "PATH": ""}, check=False)
     assert done.stdout.splitlines()[-1] == "0 []", done.stdout[-500:] + done.stderr[-2000:]
+
+
+def _examples() -> list[str]:
+    """Every ``seglosses ...`` command line the README and the --help texts show."""
+    from seglosses.cli.main import build_parser
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    lines = re.findall(r"(?:^|&& |`)(seglosses [^`\n&]*)", readme, flags=re.M)
+    parser = build_parser()
+    texts = [parser.epilog] + [sub.epilog for sub in parser.commands.values()]
+    lines += [match for text in texts
+              for match in re.findall(r"^\s+(?:torchrun .*?-m )?(seglosses [^#\n]*)", text,
+                                      flags=re.M)]
+    # synopses ("seglosses scan MASKS [--num-classes C]", "seglosses COMMAND --help") are not
+    # examples
+    return sorted({line.strip() for line in lines if "[" not in line and "COMMAND" not in line})
+
+
+@pytest.mark.parametrize("example", _examples())
+def test_every_documented_command_line_parses(example, tmp_path, monkeypatch):
+    from seglosses.cli.main import build_parser
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "palette.json").write_text('{"0,0,0": 0, "255,0,0": 1}')  # read at parse time
+    argv = shlex.split(example)[1:]
+    build_parser().parse_args(argv)  # argparse exits 2 on a wrong example
+
+
+def test_the_examples_cover_every_command():
+    assert {shlex.split(e)[1] for e in _examples()} == set(COMMANDS)

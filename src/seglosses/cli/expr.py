@@ -200,7 +200,7 @@ class _Parser:
     def term(self, weight: float, node) -> Term:
         source = ast.get_source_segment(self.text, node) or ""
         if not (math.isfinite(weight) and weight >= 0):
-            raise self.error(node, f"have a finite weight >= 0 (got {weight:g})")
+            raise self.error(node, "have a finite weight >= 0", f"Its weight is {weight:g}.")
         call = node if isinstance(node, ast.Call) else None
         name_node = call.func if call is not None else node
         if not isinstance(name_node, ast.Name):
@@ -390,7 +390,7 @@ def _call_once(function: str, loss: CompoundLoss, expression: str, num_classes: 
         loss(logits, labels)
     except (TypeError, ValueError, RuntimeError) as error:
         raise fail(function, f"expression {expression!r}", f"fit {num_classes} classes",
-                   str(error)) from None
+                   str(error).rstrip(".")) from None
 
 
 def describe_loss(expression: str) -> str:

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -143,6 +144,14 @@ def _configure_logging(quiet: bool) -> None:
 # ---------------------------------------------------------------------------- option types
 
 
+def _message(error: Exception) -> str:
+    """An error's text for the command line: without the leading name of the function that
+    raised it (``describe_loss: ``, ``train: ``), which means nothing to a user; a nested one
+    (``--loss: parse_loss: ...``) loses it too."""
+    return re.sub(r"^((?:--[\w-]+: )?)[A-Za-z_]\w*: ", r"\1", str(error))
+
+
+
 def _size(text: str) -> int | tuple[int, ...]:
     try:
         values = tuple(int(part) for part in text.split(","))
@@ -211,7 +220,7 @@ def _loss(text: str) -> str:
     try:
         describe_loss(text)
     except (ValueError, TypeError) as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+        raise argparse.ArgumentTypeError(_message(error)) from None
     return text
 
 
@@ -221,7 +230,7 @@ def _losses(text: str) -> list[str]:
     try:
         losses = parse_losses(text)
     except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+        raise argparse.ArgumentTypeError(_message(error)) from None
     return [_loss(loss) for loss in losses]
 
 
@@ -231,7 +240,7 @@ def _seeds(text: str) -> list[int]:
     try:
         return parse_seeds(text)
     except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+        raise argparse.ArgumentTypeError(_message(error)) from None
 
 
 def _device(text: str) -> str:
@@ -255,7 +264,7 @@ def _palette(path: str) -> dict | list:
     try:
         normalise_palette(f"palette {path}", palette)
     except (TypeError, ValueError) as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+        raise argparse.ArgumentTypeError(_message(error)) from None
     return palette
 
 
@@ -569,9 +578,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args, {**DEMO, "out": args.out, "overwrite": True})
         return _bench(args)
     except UsageError as error:
-        parser.commands[args.command].error(str(error))  # exits 2, like argparse's own
+        parser.commands[args.command].error(_message(error))  # exits 2, like argparse's own
     except (ValueError, OSError) as error:
-        print(f"seglosses {args.command}: error: {error}", file=sys.stderr)
+        print(f"seglosses {args.command}: error: {_message(error)}", file=sys.stderr)
         return 1
     except MemoryError:
         print(f"seglosses {args.command}: error: out of memory (smaller --batch-size, --crop "
