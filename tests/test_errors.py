@@ -33,7 +33,16 @@ BAD_INPUTS = [
     ("channels-last target hint", lambda: sl.dice_loss(torch.randn(2, 6, 6, 4), Y), ValueError,
      r"got \(2, 6, 6\)\. Did you mean class_dim=-1\?"),
     ("(N,1,H,W) float target in multiclass", lambda: sl.cross_entropy(X, Y.unsqueeze(1).float()),
-     ValueError, r"cross_entropy: target must have shape .*; got \(2, 1, 6, 6\)\."),
+     TypeError, r"cross_entropy: target must be an integer index map for shape \(2, 6, 6\); got "
+                r"dtype torch.float32\. Pass labels as integers \(target.long\(\)\)"),
+    ("multi-hot target in multiclass", lambda: sl.dice_loss(X, (torch.rand(2, 4, 6, 6) > 0.5)
+                                                            .float()),
+     ValueError, r"dice_loss: target must sum to 1 over the class axis for mode='multiclass' "
+                 r".*; got sums from .*mode='multilabel'"),
+    ("one-hot target on the wrong class axis", lambda: sl.dice_loss(
+        torch.randn(2, 4, 6, 4), torch.nn.functional.one_hot(torch.randint(0, 4, (2, 4, 6)), 4)
+        .float()), ValueError, r"dice_loss: target must sum to 1 over the class axis .* Did "
+                               r"you mean class_dim=-1\?"),
     ("label 255 without ignore_index", lambda: sl.cross_entropy(X, torch.where(Y == 0, 255, Y)),
      ValueError, r"cross_entropy: target must hold class indices in \[0, 4\) or an ignore_index "
      r"\(none set\); got values \[255\]\. Did you mean ignore_index=255\?"),

@@ -582,10 +582,20 @@ def test_reductions_of_pixel_losses():
         assert loss(z, labels, ignore_index=255, class_weights=w) == pytest.approx(
             total / denominator, rel=1e-14
         )
-    # float target: the mean divides by sum v (no class weights in the normaliser)
-    one_hot = np.eye(3)[np.where(labels == 255, 0, labels)].transpose(0, 2, 1)
+    # float target: the mean divides by sum_i sum_c w_c t_ic, so a one-hot mask gives the
+    # number of its index map, and a soft target weighs each pixel by its expected weight
+    filled = np.where(labels == 255, 0, labels)
+    one_hot = np.eye(3)[filled].transpose(0, 2, 1)
     total = oracle.cross_entropy(z, one_hot, class_weights=w, reduction="sum")
-    assert oracle.cross_entropy(z, one_hot, class_weights=w) == pytest.approx(total / 8)
+    assert oracle.cross_entropy(z, one_hot, class_weights=w) == pytest.approx(
+        total / np.sum(np.asarray(w)[filled]), rel=1e-14)
+    assert oracle.cross_entropy(z, one_hot, class_weights=w) == pytest.approx(
+        oracle.cross_entropy(z, filled, class_weights=w), rel=1e-14)
+    soft = 0.7 * one_hot + 0.1
+    total = oracle.cross_entropy(z, soft, class_weights=w, reduction="sum")
+    expected = np.sum(np.asarray(w)[None, :, None] * soft)
+    assert oracle.cross_entropy(z, soft, class_weights=w) == pytest.approx(total / expected,
+                                                                          rel=1e-14)
     # binary: mean over valid elements, class weights not in the normaliser
     y = (g.random(size=(2, 3, 4)) > 0.5).astype(np.int64)
     y[0, 1, 1] = 255

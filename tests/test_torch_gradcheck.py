@@ -105,3 +105,35 @@ def test_gradcheck_reduction_none_with_random_upstream():
     region_upstream = torch.randn(2, 3, dtype=torch.float64)
     assert gradcheck(lambda z: (sl.dice_loss(z, y, ignore_index=255, reduction="none")
                                 * region_upstream).sum(), (x,))
+
+
+SOFTMAX_LOSSES = ["cross_entropy", "dice_loss", "jaccard_loss", "tversky_loss", "dice_ce_loss"]
+
+
+@pytest.mark.parametrize("name", SOFTMAX_LOSSES)
+def test_torch_func_grad_and_vmap_give_the_autograd_gradient(name):
+    """torch.func transforms take plain autograd (they cannot see through the fused softmax's
+    analytic backward) and agree with it."""
+    torch.manual_seed(0)
+    function = getattr(sl, name)
+    x = torch.randn(3, 4, 5, 5, dtype=torch.float64)
+    y = torch.randint(0, 4, (3, 5, 5))
+    leaf = x.clone().requires_grad_()
+    function(leaf, y).backward()
+    torch.testing.assert_close(torch.func.grad(lambda a: function(a, y))(x), leaf.grad)
+    per_image = torch.func.vmap(lambda a, b: function(a[None], b[None], validate=False))(x, y)
+    torch.testing.assert_close(per_image, torch.stack([function(x[i:i + 1], y[i:i + 1])
+                                                       for i in range(3)]))
+
+
+@pytest.mark.parametrize("name", SOFTMAX_LOSSES)
+def test_double_backward_on_logits_is_a_clear_error_and_probabilities_support_it(name):
+    torch.manual_seed(0)
+    function = getattr(sl, name)
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, 3, (2, 4, 4))
+    with pytest.raises(RuntimeError, match=rf"{name}: the gradient with respect to logits "
+                                           r"cannot be differentiated again .*from_logits=False"):
+        torch.autograd.grad(function(x, y), x, create_graph=True)
+    assert torch.autograd.gradgradcheck(
+        lambda a: function(torch.softmax(a, 1), y, from_logits=False), (x,))

@@ -69,9 +69,18 @@ def test_cross_entropy_probability_targets_match_torch(logits, smoothing):
     target = torch.softmax(torch.randn_like(logits) * 3, 1)
     weight = torch.tensor([0.1, 2.0, 1.0, 0.5, 3.0], dtype=torch.float64)
     _grads(lambda x: sl.cross_entropy(x, target, class_weights=weight,
+                                      label_smoothing=smoothing, reduction="sum"),
+           lambda x: tF.cross_entropy(x, target, weight=weight, label_smoothing=smoothing,
+                                      reduction="sum"), logits)
+    _grads(lambda x: sl.cross_entropy(x, target, label_smoothing=smoothing),
+           lambda x: tF.cross_entropy(x, target, label_smoothing=smoothing), logits)
+    # the documented difference: with class weights our "mean" divides by Σ_i Σ_c w_c t_ic
+    # (the number of the index map for a one-hot target); torch divides soft targets by N
+    expected = weight.view(1, -1, 1, 1).mul(target).sum()
+    _grads(lambda x: sl.cross_entropy(x, target, class_weights=weight,
                                       label_smoothing=smoothing),
-           lambda x: tF.cross_entropy(x, target, weight=weight, label_smoothing=smoothing),
-           logits)
+           lambda x: tF.cross_entropy(x, target, weight=weight, label_smoothing=smoothing,
+                                      reduction="sum") / expected, logits)
 
 
 def test_cross_entropy_channels_last_matches_torch_on_permuted(logits, labels):

@@ -263,6 +263,27 @@ def _label_range(ignore, num_classes: int) -> str:
             f"{list(ignore) if ignore else '(none set)'}")
 
 
+def sum_tolerance(num_classes: int, eps: float) -> float:
+    """How far from 1 a multiclass target's sum over C may be: 1e-3, or C roundings of the
+    target's dtype where that is larger (a soft bfloat16 target)."""
+    return max(1e-3, num_classes * eps)
+
+
+def sum_to_one_error(function: str, ndim: int, summing_axes, low: float, high: float,
+                     count: int, total: int) -> Exception:
+    """A float multiclass target whose sums over the class axis are not 1: the error names
+    the class_dim whose sums are 1, or mode='multilabel' for a multi-hot mask."""
+    if summing_axes:
+        axis = summing_axes[0]
+        hint = f"Did you mean class_dim={-1 if axis == ndim - 1 else axis}?"
+    else:
+        hint = ("A multi-hot mask (several classes per pixel) needs mode='multilabel'; a "
+                "one-hot or soft target sums to 1 over its classes.")
+    return fail(function, "target", "sum to 1 over the class axis for mode='multiclass' "
+                "(one-hot or soft probabilities)", f"sums from {low:g} to {high:g} at {count} "
+                f"of {total} pixel(s)", hint)
+
+
 def label_range_error(function: str, outside, ignore, num_classes: int) -> Exception:
     """The out-of-range label error of every front, from the offending label values."""
     outside = sorted(set(int(v) for v in outside))

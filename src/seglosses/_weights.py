@@ -77,7 +77,12 @@ class _TorchOps:
     sum = staticmethod(_NumpyOps.sum)
     max = staticmethod(_NumpyOps.max)
     any = staticmethod(_NumpyOps.any)
-    take = staticmethod(_NumpyOps.take)
+
+    @staticmethod
+    def take(x, index):
+        # gather, not Tensor.take: inductor's decomposition of take guards on the index's
+        # value, which fails for a data-dependent index (the median's position) under compile
+        return x.gather(0, index.reshape(1)).reshape(())
     clip = staticmethod(_NumpyOps.clip)
 
 

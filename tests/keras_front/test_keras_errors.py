@@ -54,6 +54,11 @@ MISTAKES = [
     ("negative gamma", lambda f, a: a(f.focal_loss, X, Y, gamma=-2)),
     ("sigmoid alpha above 1", lambda f, a: a(f.focal_loss, XB, YB, mode="binary", alpha=2.0)),
     ("focal alpha of the wrong length", lambda f, a: a(f.focal_loss, X, Y, alpha=[1.0, 2.0])),
+    ("multi-hot target in multiclass", lambda f, a: a(f.dice_loss, X, (np.eye(4)[Y] + np.eye(4)[
+        (Y + 1) % 4]).astype("float32"))),
+    ("one-hot target on the wrong class axis", lambda f, a: a(f.dice_loss, np.moveaxis(X, -1, 1),
+                                                              np.moveaxis(np.eye(4)[Y], -1, 1)
+                                                              .astype("float32"))),
     ("float target with ignore_index", lambda f, a: a(f.cross_entropy, X,
                                                       np.eye(4, dtype="float32")[Y],
                                                       ignore_index=255)),
@@ -205,3 +210,28 @@ def test_float16_probabilities_of_one_stay_finite():
     value = slk.binary_cross_entropy(np.zeros((2, 4, 4, 1)), tensor(p, "float16"),
                                      from_logits=False)
     np.testing.assert_allclose(numpy(value), -np.log(2.0**-11), rtol=1e-3)  # 7.62
+
+
+@pytest.mark.parametrize("name", ["CrossEntropyLoss", "FocalLoss", "DiceLoss", "DiceCELoss",
+                                  "TverskyLoss", "JaccardLoss"])
+def test_an_empty_batch_gives_zero(name):
+    x, y = X[:0], Y[:0]
+    assert float(numpy(getattr(slk, name)()(tensor(y), tensor(x)))) == 0.0
+    functional = {"CrossEntropyLoss": slk.cross_entropy, "DiceLoss": slk.dice_loss,
+                  "DiceCELoss": slk.dice_ce_loss}.get(name)
+    if functional is not None:
+        assert float(numpy(functional(tensor(y), tensor(x)))) == 0.0
+
+
+@pytest.mark.parametrize("weight, message", [
+    (np.ones(3, "float32"), r"DiceCELoss: sample_weight must be a scalar, \(N,\) or \(N, 1\) "
+                            r"with N=2"),
+    (np.array([1.0, math.nan], "float32"), r"DiceCELoss: sample_weight must be finite and "
+                                           r">= 0; got values \[nan\]"),
+    (-1.0, r"DiceCELoss: sample_weight must be finite and >= 0; got -1\.0"),
+    (np.ones((2, 6), "float32"), r"dice_ce_loss: sample_weight must have shape \(2, 6, 6\)"),
+])
+def test_a_bad_sample_weight_is_a_clear_error(weight, message):
+    with pytest.raises(ValueError, match=message):
+        slk.DiceCELoss()(tensor(Y), tensor(X), sample_weight=weight if isinstance(weight, float)
+                         else tensor(weight))

@@ -29,6 +29,8 @@ from .._spec import (
     fail,
     label_range_error,
     shape_text,
+    sum_to_one_error,
+    sum_tolerance,
     target_shape_error,
 )
 from .._weights import balanced_weights, strategy_weights
@@ -181,9 +183,17 @@ def _text(shape) -> str:
     return shape_text(shape)
 
 
+def _pixels(x, class_axis=None) -> int:
+    """P, the pixels per image of ``x`` (its class axis left out), when its spatial shape is
+    static; -1 otherwise. An explicit P keeps the reshapes valid for an empty batch (N = 0),
+    where -1 is ambiguous (torch refuses it, JAX divides by zero)."""
+    shape = [s for axis, s in enumerate(static_shape(x)) if axis != class_axis][1:]
+    return int(np.prod(shape, dtype=np.int64)) if None not in shape else -1
+
+
 def _flat_pixels(m, n, dtype):
     """(N, *spatial) → (N, P) in ``dtype`` (bool → 0/1)."""
-    return ops.reshape(ops.cast(m, dtype), (n, -1))
+    return ops.reshape(ops.cast(m, dtype), (n, _pixels(m)))
 
 
 def _combine(*factors):
@@ -273,7 +283,7 @@ def prepare_multiclass(function: str, y_true, y_pred, *, class_dim: int, from_lo
 
     x = ops.moveaxis(y_pred, class_dim, -1) if class_dim != len(input_shape) - 1 else y_pred
     moved_shape = ops.shape(x)
-    x = ops.reshape(x, (n, -1, num_classes))
+    x = ops.reshape(x, (n, _pixels(x, len(input_shape) - 1), num_classes))
     if from_logits:
         x = ops.cast(x, dtype)
         logp = ops.log_softmax(x, axis=-1)
@@ -299,8 +309,9 @@ def prepare_multiclass(function: str, y_true, y_pred, *, class_dim: int, from_lo
             if bad.any():
                 raise fail(function, "target", "hold one-hot or soft probabilities in [0, 1] "
                            "without NaN/Inf", _sample(array[bad]))
+            _check_sums_to_one(function, array, class_dim, target_dtype, mask)
         t = ops.moveaxis(t, class_dim, -1) if class_dim != len(input_shape) - 1 else t
-        t = ops.reshape(t, (n, -1, num_classes))
+        t = ops.reshape(t, (n, _pixels(t, len(input_shape) - 1), num_classes))
 
     counting = _combine(valid, counting)  # validity for class frequencies
     v = _combine(counting, weight)
@@ -319,6 +330,24 @@ def prepare_multiclass(function: str, y_true, y_pred, *, class_dim: int, from_lo
         return ops.reshape(loss, tuple(moved_shape[:-1]))
 
     return Multiclass(logp, p, t, is_index, v, weights, n, restore)
+
+
+def _check_sums_to_one(function, array: np.ndarray, class_dim: int, dtype: str, mask) -> None:
+    """A float multiclass target sums to 1 over C (masked-out pixels excepted), as on the
+    torch front: a multi-hot mask or the wrong class_dim would give a finite, wrong loss."""
+    eps = float(np.finfo(dtype).eps) if dtype in ("float16", "float32", "float64") else \
+        (2.0**-7 if dtype == "bfloat16" else 0.0)
+    tolerance = sum_tolerance(array.shape[class_dim], eps)
+    sums = array.sum(axis=class_dim)
+    off = np.abs(sums - 1) > tolerance
+    if mask is not None:
+        off &= np.reshape(values(to_tensor(function, "mask", mask)), off.shape) != 0
+    if off.any():
+        ndim = array.ndim
+        summing = [axis for axis in range(1, ndim) if axis != class_dim % ndim
+                   and bool((np.abs(array.sum(axis=axis) - 1) <= tolerance).all())]
+        raise sum_to_one_error(function, ndim, summing, float(sums[off].min()),
+                               float(sums[off].max()), int(off.sum()), sums.size)
 
 
 def _index_labels(function, y_true, ignore, num_classes, checking, validate, n, dtype):
@@ -340,7 +369,7 @@ def _index_labels(function, y_true, ignore, num_classes, checking, validate, n, 
         if bad.any():
             raise label_range_error(function, np.unique(labels_np[bad]).tolist(), ignore,
                                     num_classes)
-    flat = ops.reshape(y_true, (n, -1))
+    flat = ops.reshape(y_true, (n, _pixels(y_true)))
     broken = None
     if not integer:  # NaN / fractions can only come through unchecked: they become invalid
         broken = ops.logical_or(ops.logical_not(ops.isfinite(flat)),
@@ -421,7 +450,7 @@ def prepare_sigmoid(function: str, y_true, y_pred, *, mode: str, class_dim: int,
 
     def arrange(z):  # the input's layout → (N, P, C)
         z = ops.moveaxis(z, class_dim, -1) if class_dim != last else z
-        return ops.reshape(z, (n, -1, num_channels))
+        return ops.reshape(z, (n, _pixels(z, last), num_channels))
 
     moved_shape = ops.shape(ops.moveaxis(y_pred, class_dim, -1) if class_dim != last else y_pred)
 

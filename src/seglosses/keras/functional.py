@@ -149,14 +149,10 @@ def _multiclass_pixel(problem, *, focal, gamma, alpha, label_smoothing):
     loss = ops.sum(q * term, axis=-1)
     if v is not None:
         loss = loss * v
-    # "mean": Σ v_i w_{y_i} for an index map (PyTorch's weighted mean), Σ v_i for a float target
-    if problem.index and w is not None:
-        w_y = ops.sum(t * w, axis=-1)
-        normaliser = ops.sum(w_y if v is None else w_y * v)
-    elif v is not None:
-        normaliser = ops.sum(v)
-    else:
-        normaliser = ops.sum(ops.ones_like(loss))
+    # "mean": Σ_i v_i Σ_c w_c t_ic with t as given (docs/semantics.md, "Reductions"): PyTorch's
+    # weighted mean for an index map, and the same number for its one-hot mask
+    weighted_t = ops.sum(t if w is None else t * w, axis=-1)
+    normaliser = ops.sum(weighted_t if v is None else weighted_t * v)
     return loss, normaliser
 
 

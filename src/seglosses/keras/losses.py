@@ -31,13 +31,15 @@ strategies), and Keras then reduces the per-sample values without it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import keras
+import numpy as np
 from keras import ops
 
 from .._spec import check_choice, check_number, fail
-from ._backend import HALF_DTYPES, is_tracing, static_shape
+from ._backend import HALF_DTYPES, is_tracing, static_shape, values
 from ._options import as_float_list, check_alpha, check_pixel_options, check_region_options
 from .functional import (
     PER_SAMPLE_MEAN,
@@ -75,6 +77,29 @@ def _is_per_pixel(sample_weight) -> bool:
     return len(shape) >= 2 and not (len(shape) == 2 and shape[1] == 1)
 
 
+def _check_sample_weight(function: str, sample_weight, y_pred):
+    """A scalar, per-sample ``(N,)`` / ``(N, 1)`` or per-pixel weight, finite and >= 0 where
+    its values can be read (a per-pixel one is checked by the loss, as ``pixel_weights``)."""
+    if isinstance(sample_weight, (int, float)) and not isinstance(sample_weight, bool):
+        if not (math.isfinite(sample_weight) and sample_weight >= 0):
+            raise fail(function, "sample_weight", "be finite and >= 0", repr(sample_weight))
+        return sample_weight
+    sample_weight = ops.convert_to_tensor(sample_weight)
+    if _is_per_pixel(sample_weight):
+        return sample_weight
+    shape, batch = static_shape(sample_weight), static_shape(ops.convert_to_tensor(y_pred))[0]
+    if len(shape) > 2 or (shape and None not in (shape[0], batch) and shape[0] != batch):
+        raise fail(function, "sample_weight", f"be a scalar, (N,) or (N, 1) with N={batch}, or "
+                   "per pixel (N, *spatial)", f"shape {tuple(shape)}")
+    if not is_tracing(sample_weight):
+        array = values(sample_weight).astype(np.float64)
+        if not (np.isfinite(array) & (array >= 0)).all():
+            bad = array[~(np.isfinite(array) & (array >= 0))]
+            raise fail(function, "sample_weight", "be finite and >= 0",
+                       f"values {np.unique(bad).tolist()[:5]}")
+    return sample_weight
+
+
 class _SegmentationLoss(keras.losses.Loss):
     """Shared machinery; subclasses declare their options, checks and computation."""
 
@@ -108,8 +133,12 @@ class _SegmentationLoss(keras.losses.Loss):
         raise NotImplementedError
 
     def __call__(self, y_true, y_pred, sample_weight=None):
+        name = type(self).__name__
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(name, sample_weight, y_pred)
+        if static_shape(ops.convert_to_tensor(y_pred))[:1] == (0,):  # an empty batch
+            return ops.zeros((), dtype=self.dtype)
         if sample_weight is not None and not isinstance(sample_weight, (int, float)):
-            sample_weight = ops.convert_to_tensor(sample_weight)
             if _is_per_pixel(sample_weight):
                 # a per-pixel weight enters the loss itself (see the module docstring)
                 self._sample_pixel_weights = sample_weight

@@ -78,12 +78,10 @@ def _multiclass(
     focal = (1.0 - d.p) ** gamma
     terms = along_classes(w * a, ndim) * q * focal * d.neg_log_p
     loss = d.v[:, 0] * np.sum(terms, axis=1)
-    if d.index_target:
-        # PyTorch's weighted mean: sum_i v_i w_{y_i} (d.t is the one-hot of y, 0 where ignored).
-        weight_of_label = np.sum(along_classes(w, ndim) * d.t, axis=1)
-        normaliser = np.sum(d.v[:, 0] * weight_of_label)
-    else:
-        normaliser = np.sum(d.v[:, 0] * np.ones(loss.shape))
+    # sum_i v_i sum_c w_c t_ic with t as given (before smoothing): PyTorch's weighted mean
+    # sum_i v_i w_{y_i} for an index map (d.t is its one-hot, 0 where ignored), and the same
+    # number for its one-hot mask
+    normaliser = np.sum(d.v[:, 0] * np.sum(along_classes(w, ndim) * d.t, axis=1))
     return _reduce(loss, normaliser, reduction)
 
 

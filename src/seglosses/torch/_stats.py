@@ -175,7 +175,8 @@ def _bin_classes(bins, labels, values, num_classes, like=None):
     if values is None:
         values = torch.ones(labels.shape, dtype=like.dtype, device=labels.device)
     out = torch.zeros(n * num_classes, dtype=values.dtype, device=labels.device)
-    return out.scatter_add_(0, bins, values.flatten()).view(n, num_classes)
+    # out of place (the bins are tiny): torch.func.vmap cannot scatter into an unbatched out
+    return out.scatter_add(0, bins, values.flatten()).view(n, num_classes)
 
 
 class FusedSoftmax(torch.autograd.Function):
@@ -188,7 +189,7 @@ class FusedSoftmax(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, labels, dense, v, w, label_smoothing, axis, want_ce, want_stats,
-                want_l1):
+                want_l1, function):
         p_y = p = None
         if labels is not None:
             ce, tp, ps, ts, p_y, p = _index_forward(x, labels, v, w, label_smoothing, axis,
@@ -206,6 +207,7 @@ class FusedSoftmax(torch.autograd.Function):
         ctx.present = tuple(t is not None for t in saved)  # torch.compile wants no None here
         ctx.save_for_backward(*[t for t in saved if t is not None])
         ctx.options = (label_smoothing, axis, want_ce, want_stats, want_l1, p is not None)
+        ctx.function = function
         ctx.set_materialize_grads(False)
         outputs = [x.new_zeros(0) if t is None else t for t in (ce, tp, ps, ts, l1)]
         ctx.mark_non_differentiable(outputs[3])
@@ -213,6 +215,13 @@ class FusedSoftmax(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_ce, g_tp, g_ps, g_ts, g_l1):
+        if torch.is_grad_enabled() and not torch.compiler.is_compiling():
+            # create_graph=True: the analytic gradient is not itself differentiable
+            raise RuntimeError(
+                f"{ctx.function}: the gradient with respect to logits cannot be differentiated "
+                "again (create_graph=True, double backward). Pass probabilities instead, "
+                f"{ctx.function}(torch.softmax(logits, class_dim), target, from_logits=False): "
+                "that path is plain autograd and supports it.")
         stored, saved = list(ctx.saved_tensors), []
         for kept in ctx.present:
             saved.append(stored.pop(0) if kept else None)
@@ -222,7 +231,7 @@ class FusedSoftmax(torch.autograd.Function):
         g_ce = g_ce if want_ce else None
         stats = want_stats and (g_tp is not None or g_ps is not None or g_l1 is not None)
         if g_ce is None and not stats:
-            return (None,) * 10
+            return (None,) * 11
         # a recomputed softmax may become the gradient in place; a saved one must survive
         # (backward may run twice with retain_graph=True)
         if saved_softmax:
@@ -242,7 +251,7 @@ class FusedSoftmax(torch.autograd.Function):
         else:
             c = g_l1 if (want_l1 and g_l1 is not None) else None
             grad = _dense_backward(p, dense, v, w, gv, a, b, c, stats, eps, axis)
-        return (grad,) + (None,) * 9
+        return (grad,) + (None,) * 10
 
 
 def _index_backward(p, inplace, p_y, labels, v, w, gv, a, b, stats, eps, axis):
@@ -317,12 +326,17 @@ def _dense_backward(p, t, v, w, gv, a, b, c, stats, eps, axis):
 
 
 def multiclass_terms(problem: Multiclass, *, label_smoothing: float, want_ce: bool,
-                     want_stats: bool, want_l1: bool = False):
-    """Dispatch to the fused logits path or the autograd probability path."""
+                     want_stats: bool, want_l1: bool = False, function: str = "loss"):
+    """Dispatch to the fused logits path or the autograd probability path (also for logits
+    under torch.func transforms, which cannot see through an autograd.Function's backward)."""
+    if problem.probabilities is None and torch._C._are_functorch_transforms_active():
+        logp = torch.log_softmax(problem.x, problem.axis)
+        return softmax_terms(logp, logp.exp(), problem, label_smoothing=label_smoothing,
+                             want_ce=want_ce, want_stats=want_stats, want_l1=want_l1)
     if problem.probabilities is None:
         ce, tp, ps, ts, l1 = FusedSoftmax.apply(
             problem.x, problem.labels, problem.dense, problem.v, problem.class_weights,
-            label_smoothing, problem.axis, want_ce, want_stats, want_l1)
+            label_smoothing, problem.axis, want_ce, want_stats, want_l1, function)
         return (ce if want_ce else None, tp if want_stats else None,
                 ps if want_stats else None, ts, l1 if want_l1 else None)
     p = problem.probabilities

@@ -20,6 +20,8 @@ from .._spec import (
     label_range_error,
     label_range_unreadable,
     shape_text,
+    sum_to_one_error,
+    sum_tolerance,
     target_shape_error,
 )
 from ._distributed import global_sum
@@ -175,6 +177,24 @@ def _outside_unit(t: torch.Tensor) -> bool:
     return not (low >= 0 and high <= 1)
 
 
+def _check_sums_to_one(function: str, target, class_dim: int, mask) -> None:
+    """A float multiclass target sums to 1 over C (masked-out pixels excepted): a multi-hot
+    mask or the wrong class_dim would otherwise give a finite, wrong loss."""
+    values = target.float() if target.dtype in (torch.bool, torch.float16, torch.bfloat16) or \
+        not target.is_floating_point() else target
+    eps = torch.finfo(target.dtype).eps if target.is_floating_point() else 0.0
+    tolerance = sum_tolerance(target.shape[class_dim], eps)
+    sums = values.sum(class_dim)
+    off = (sums - 1).abs() > tolerance  # NaN sums are caught by the [0, 1] check
+    if mask is not None:
+        off &= mask != 0
+    if bool(off.any()):
+        summing = [axis for axis in range(1, target.ndim) if axis != class_dim
+                   and bool(((values.sum(axis) - 1).abs() <= tolerance).all())]
+        raise sum_to_one_error(function, target.ndim, summing, float(sums[off].min()),
+                               float(sums[off].max()), int(off.sum()), sums.numel())
+
+
 def _sample(values: torch.Tensor, limit: int = 5) -> str:
     flat = values.detach().flatten()
     unique = torch.unique(flat[: 100_000]).tolist() if flat.numel() else []
@@ -255,8 +275,8 @@ def prepare_multiclass(function: str, input, target, *, class_dim: int, from_log
                    "Use mode='binary' for a single sigmoid channel.")
     pixel_shape = tuple(s for axis, s in enumerate(input.shape) if axis != class_dim)
     squeezable = target.ndim == input.ndim and target.shape[class_dim] == 1 and \
-        tuple(target.squeeze(class_dim).shape) == pixel_shape and target.dtype in _INDEX_DTYPES
-    if squeezable:  # (N, 1, *spatial) integer labels: an index map, never broadcast
+        tuple(target.squeeze(class_dim).shape) == pixel_shape
+    if squeezable:  # (N, 1, *spatial) labels: an index map, never broadcast (float: an error)
         target, is_index = target.squeeze(class_dim), True
     elif tuple(target.shape) == tuple(input.shape):
         is_index = False
@@ -302,6 +322,8 @@ def prepare_multiclass(function: str, input, target, *, class_dim: int, from_log
         labels, valid = _index_labels(function, flat, ignore, num_classes, checking, validate,
                                       dtype, native)
     else:
+        if checking:
+            _check_sums_to_one(function, target, class_dim, mask)
         if native:  # the kernels read a one-hot / soft target in its own dtype
             target = _as_bytes(target)
         elif target.dtype == torch.bool or not target.is_floating_point():
@@ -456,7 +478,7 @@ def _class_counts(labels, dense, valid, axis, num_classes, dtype):
         ones = torch.ones_like(labels, dtype=dtype) if valid is None else \
             torch.nan_to_num(valid, nan=0.0)
         counts = torch.zeros(num_classes, dtype=dtype, device=labels.device)
-        return counts.index_add_(0, labels.flatten().long(), ones.flatten())
+        return counts.index_add(0, labels.flatten().long(), ones.flatten())  # vmap-able
     spatial_axis = 3 - axis
     if valid is None:
         return dense.sum(dim=(0, spatial_axis), dtype=dtype)

@@ -155,7 +155,7 @@ def _multiclass_pixel(function, input, target, *, focal, gamma, alpha, class_dim
         loss = _softmax_focal(problem, gamma, alpha, label_smoothing)
     else:
         loss = multiclass_terms(problem, label_smoothing=label_smoothing, want_ce=True,
-                                want_stats=False)[0]
+                                want_stats=False, function=function)[0]
     return _reduce_pixels(loss, reduction, _mean_normaliser(problem), problem.pixel_shape,
                           input.dtype, aggregate)
 
@@ -199,10 +199,18 @@ def _cached_constant(value: float, dtype: torch.dtype, device: torch.device) -> 
 
 
 def _mean_normaliser(problem):
-    """The "mean" denominator: Σ v_i w_{y_i} for an index map, Σ v_i for a float target."""
+    """The "mean" denominator ``Σ_i v_i Σ_c w_c t_ic``, t as given (docs/semantics.md,
+    "Reductions"): ``Σ v_i w_{y_i}`` for an index map, the same number for its one-hot mask."""
     v, w, labels = problem.v, problem.class_weights, problem.labels
     if problem.sums is not None:  # the kernels' path: from one scan of the labels
         return problem.sums.normaliser(w)
+    if problem.dense is not None:
+        dtype = compute_dtype(problem.x.dtype)
+        t = problem.dense.to(dtype)
+        if w is not None:
+            t = t * w.to(dtype).view([-1 if axis == problem.axis else 1 for axis in range(3)])
+        weighted = t.sum(problem.axis)
+        return (weighted if v is None else weighted * v).sum()
     if labels is not None and w is not None:
         weights = w[labels.long()]
         return (weights if v is None else weights * v).sum()
@@ -524,7 +532,7 @@ def _prepare_region(function, input, target, *, mode, soft_label, class_dim, fro
 
 
 def _region_stats(problem, want_l1, *, from_logits, want_ce=False, label_smoothing=0.0,
-                  impl="torch"):
+                  impl="torch", function="loss"):
     """Statistics (and, for compounds, the pixel loss from the same activation).
 
     With the kernels a compound's pixel loss comes back already summed (a 0-d tensor).
@@ -538,7 +546,7 @@ def _region_stats(problem, want_l1, *, from_logits, want_ce=False, label_smoothi
         else:
             ce, tp, ps, ts, l1 = multiclass_terms(problem, label_smoothing=label_smoothing,
                                                   want_ce=want_ce, want_stats=True,
-                                                  want_l1=want_l1)
+                                                  want_l1=want_l1, function=function)
         pixel = (ce, _mean_normaliser(problem), problem.pixel_shape) if want_ce else None
         return (tp, ps, ts, l1), pixel
     pixel = None
@@ -640,7 +648,8 @@ def _region(function, input, target, *, mode, alpha, beta, gamma, smooth, absent
         loss = region_fused(problem, want_l1=want_l1, has_pixels=has_pixels, ce_normaliser=None,
                             label_smoothing=0.0, options=options)
         return _output_dtype(loss, input.dtype)
-    stats, _ = _region_stats(problem, want_l1, from_logits=from_logits, impl=impl)
+    stats, _ = _region_stats(problem, want_l1, from_logits=from_logits, impl=impl,
+                             function=function)
     loss = region_loss(*stats, class_weights=problem.class_weights, has_pixels=has_pixels,
                        **options)
     return loss.to(input.dtype) if reduction == "none" else _output_dtype(loss, input.dtype)
@@ -785,7 +794,7 @@ def dice_ce_loss(input, target, *, mode="multiclass", lambda_ce=1.0, lambda_dice
         return _output_dtype(loss, input.dtype)
     stats, (ce, normaliser, shape) = _region_stats(problem, want_l1, from_logits=from_logits,
                                                    want_ce=True, label_smoothing=label_smoothing,
-                                                   impl=impl)
+                                                   impl=impl, function=function)
     dice = region_loss(*stats, class_weights=problem.class_weights, has_pixels=has_pixels,
                        **options)
     pixel = _reduce_pixels(ce, reduction, normaliser, shape, input.dtype,
