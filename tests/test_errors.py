@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import seglosses.torch as sl
+from option_draws import draw_options
 
 X = torch.randn(2, 4, 6, 6)
 Y = torch.randint(0, 4, (2, 6, 6))
@@ -150,6 +151,16 @@ BAD_INPUTS = [
      r"dice_loss: impl must be one of 'auto', 'torch', 'triton'; got 'cuda'\."),
     ("binary_cross_entropy multiclass", lambda: sl.binary_cross_entropy(X, Y, mode="multiclass"),
      ValueError, r"binary_cross_entropy: mode must be one of 'binary', 'multilabel'"),
+    ("from_logits not a bool", lambda: sl.cross_entropy(X, Y, from_logits="no"), TypeError,
+     r"cross_entropy: from_logits must be True or False; got 'no'\."),
+    ("smooth a bool", lambda: sl.dice_loss(X, Y, smooth=True), TypeError,
+     r"dice_loss: smooth must be a real number; got True\."),
+    ("ignore_index beyond int64", lambda: sl.cross_entropy(X, Y, ignore_index=2**70), ValueError,
+     r"cross_entropy: ignore_index must fit in int64; got 1180591620717411303424\."),
+    ("smooth overflowing float32", lambda: sl.dice_loss(X, Y, smooth=1e40), ValueError,
+     r"dice_loss: smooth must be at most 1e\+20 \(larger values overflow the float32 sums\)"),
+    ("absurd tversky alpha", lambda: sl.tversky_loss(X, Y, alpha=1e39), ValueError,
+     r"tversky_loss: alpha must be at most 1e\+20"),
 ]
 
 
@@ -171,6 +182,11 @@ def test_bad_input_raises_a_clear_error(call, error, pattern):
     (lambda: sl.JaccardLoss(class_weights="median"), r"JaccardLoss: class_weights must be"),
     (lambda: sl.CompoundLoss([]), r"CompoundLoss: terms must hold at least one"),
     (lambda: sl.CompoundLoss([(1.0, "dice")]), r"CompoundLoss: terms\['term0'\] must be a loss"),
+    (lambda: sl.DiceLoss(from_logits="no"), r"DiceLoss: from_logits must be True or False"),
+    (lambda: sl.CrossEntropyLoss(validate=1), r"CrossEntropyLoss: validate must be True or"),
+    (lambda: sl.CompoundLoss([("a", 1.0, sl.DiceLoss(reduction="none")),
+                              ("b", 1.0, sl.CrossEntropyLoss())]),
+     r"CompoundLoss: terms must share one reduction .*a: 'none', b: 'mean'"),
 ])
 def test_module_constructors_check_their_options(make, pattern):
     with pytest.raises((ValueError, TypeError), match=pattern):
@@ -234,3 +250,50 @@ def test_validator_fuzz_never_crashes_nor_returns_silent_nan(loss, mode, n, c, s
     if reduction != "none":
         assert result.shape == ()
     assert torch.isfinite(result.float()).all(), f"silent non-finite result {result}"
+
+
+@given(data=st.data(), name=st.sampled_from(LOSSES))
+def test_any_option_value_gives_a_finite_result_or_an_error_naming_the_function(data, name):
+    """Every public loss, a random subset of its options drawn from valid, absurd and wrongly
+    typed values: a finite result, or a ValueError / TypeError whose message starts with the
+    function's name. Nothing else escapes (no OverflowError, no RuntimeError, no NaN)."""
+    options = draw_options(data, getattr(sl, name))
+    x = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 3, (2, 4, 4), generator=torch.Generator().manual_seed(1))
+    try:
+        result = getattr(sl, name)(x, y, **options)
+    except (ValueError, TypeError) as error:
+        assert str(error).startswith(f"{name}: "), (options, error)
+        return
+    assert torch.isfinite(result).all(), (options, result)
+
+
+def test_per_class_vectors_of_any_kind_give_the_same_number():
+    """A list, a tuple, a NumPy array (what class_weights_from_counts returns) or a tensor."""
+    from seglosses import class_weights_from_counts
+
+    weights = class_weights_from_counts([900, 90, 9, 1], "inverse_frequency")
+    xb = torch.randn(2, 4, 6, 6)
+    yb = (torch.rand(2, 4, 6, 6) > 0.5).float()
+    for call in (lambda w: sl.dice_loss(X, Y, class_weights=w),
+                 lambda w: sl.cross_entropy(X, Y, class_weights=w),
+                 lambda w: sl.dice_ce_loss(X, Y, class_weights=w),
+                 lambda w: sl.focal_loss(X, Y, alpha=w),
+                 lambda w: sl.binary_cross_entropy(xb, yb, mode="multilabel", pos_weight=w)):
+        expected = call(weights.tolist())
+        for kind in (tuple(weights.tolist()), weights, torch.from_numpy(weights)):
+            torch.testing.assert_close(call(kind), expected)
+
+
+def test_labels_of_any_integer_dtype_give_the_same_number():
+    expected = sl.dice_ce_loss(X, Y, ignore_index=255)
+    for dtype in (torch.uint8, torch.int16, torch.int32, torch.uint16, torch.uint32):
+        torch.testing.assert_close(sl.dice_ce_loss(X, Y.to(dtype), ignore_index=255), expected)
+
+
+def test_a_compound_of_terms_with_different_shapes_is_an_error():
+    loss = sl.CompoundLoss([("dice", 1.0, lambda x, y: sl.dice_loss(x, y, reduction="none")),
+                            ("ce", 1.0, sl.CrossEntropyLoss())])
+    with pytest.raises(ValueError, match=r"CompoundLoss: term 'ce' must give a value of shape "
+                                         r"\(2, 4\)"):
+        loss(X, Y)

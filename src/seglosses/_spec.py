@@ -47,7 +47,9 @@ def check_choice(function: str, argument: str, value: object, choices: Sequence[
 def check_number(function: str, argument: str, value: object, *, low: float = 0.0,
                  high: float = math.inf, high_inclusive: bool = True) -> float:
     """A finite real in ``[low, high]`` (or ``[low, high)``); bools are rejected."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or str(getattr(value, "dtype", "")) in ("bool", "torch.bool"):
+        raise fail(function, argument, "be a real number", repr(value), error=TypeError)
+    if not isinstance(value, (int, float)):
         # numpy / torch scalars expose __float__; accept them, reject everything else.
         if not (hasattr(value, "__float__") and getattr(value, "ndim", 0) == 0):
             raise fail(function, argument, "be a real number", type(value).__name__,
@@ -58,9 +60,15 @@ def check_number(function: str, argument: str, value: object, *, low: float = 0.
     if not math.isfinite(number) or not inside:
         span = f"[{low:g}, {high:g}{closing}" if math.isfinite(high) else f">= {low:g}"
         expectation = f"be a finite number in {span}" if "[" in span else \
-            f"be a finite number {span}"
+            f"be a finite number {span}" if math.isfinite(low) else "be a finite number"
         raise fail(function, argument, expectation, repr(value))
     return number
+
+
+# The largest smooth, Tversky alpha / beta, focal alpha, class or positive weight: a product
+# of such a factor with a loss or a count, summed over a large volume, must stay finite in the
+# float32 sums (3.4e38 / (1e4 loss per pixel · 1e10 pixels) leaves room above 1e20).
+MAX_FACTOR = 1e20
 
 
 def check_ignore_index(function: str, value: object) -> tuple[int, ...]:
@@ -72,7 +80,19 @@ def check_ignore_index(function: str, value: object) -> tuple[int, ...]:
         if isinstance(item, bool) or not isinstance(item, int):
             raise fail(function, "ignore_index", "be an int or a sequence of ints",
                        repr(value), error=TypeError)
+        if not -(2**63) <= item < 2**63:  # labels are at most int64
+            raise fail(function, "ignore_index", "fit in int64", repr(item))
     return tuple(sorted(set(items)))
+
+
+# Options that are True or False, and nothing else ('no' is truthy).
+FLAGS = ("from_logits", "validate", "soft_label", "include_background")
+
+
+def check_flags(function: str, **flags) -> None:
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise fail(function, name, "be True or False", repr(value), error=TypeError)
 
 
 def check_class_dim(function: str, class_dim: object, ndim: int) -> int:
@@ -96,6 +116,12 @@ def check_strategy(function: str, name: str, mode: str) -> str:
     return name
 
 
+def check_factor(function: str, argument: str, value: float) -> None:
+    if value > MAX_FACTOR:
+        raise fail(function, argument, f"be at most {MAX_FACTOR:g} (larger values overflow the "
+                   "float32 sums)", repr(value))
+
+
 def check_weight_values(function: str, argument: str, values: Sequence[float], length: int,
                         *, allow_zero_sum: bool = False) -> None:
     """Static per-class weights: length C, finite, >= 0, not all 0."""
@@ -106,6 +132,7 @@ def check_weight_values(function: str, argument: str, values: Sequence[float], l
         raise fail(function, argument, "be finite", list(values))
     if any(v < 0 for v in values):
         raise fail(function, argument, "be >= 0", list(values))
+    check_factor(function, argument, max(values, default=0.0))
     if not allow_zero_sum and not any(v > 0 for v in values):
         raise fail(function, argument, "not be all zero", list(values))
 
@@ -178,6 +205,11 @@ def option_values(function: str, argument: str, value) -> list[float]:
                type(value).__name__, error=TypeError)
 
 
+def is_balanced(class_weights) -> bool:
+    """``class_weights == "balanced"`` for any value (an array compares elementwise)."""
+    return isinstance(class_weights, str) and class_weights == "balanced"
+
+
 def check_options_weights(function: str, class_weights, mode: str):
     """Construction-time check of ``class_weights``: a strategy name or values."""
     if class_weights is None:
@@ -212,8 +244,9 @@ def check_region_options(function, *, mode, reduction, smooth, absent, aggregate
     check_choice(function, "reduction", reduction, reductions)
     check_choice(function, "absent", absent, ABSENT)
     check_choice(function, "aggregate", aggregate, AGGREGATES)
-    for name, value in (("smooth", smooth), ("alpha", alpha), ("beta", beta), ("gamma", gamma)):
-        check_number(function, name, value)
+    for name, value in (("smooth", smooth), ("alpha", alpha), ("beta", beta)):
+        check_factor(function, name, check_number(function, name, value))
+    check_number(function, "gamma", gamma)
     check_number(function, weight_beta_name, weight_beta, low=0.0, high=1.0,
                  high_inclusive=False)
     if not isinstance(include_background, bool):
@@ -222,7 +255,7 @@ def check_region_options(function, *, mode, reduction, smooth, absent, aggregate
     if not include_background and mode != "multiclass":
         raise fail(function, "include_background", f"be True for mode={mode!r} (class 0 is "
                    "background only in multiclass mode)", include_background)
-    if class_weights == "balanced":
+    if is_balanced(class_weights):
         raise fail(function, "class_weights", "be a length-C sequence or a multiclass strategy "
                    "for a region loss ('balanced' weighs the pixels of a BCE)", repr("balanced"))
     check_options_weights(function, class_weights, mode)
@@ -238,7 +271,8 @@ def check_alpha(function, alpha, mode):
     else:
         values = [alpha]
     for value in values:
-        check_number(function, "alpha", value, low=0.0, high=high)
+        check_factor(function, "alpha", check_number(function, "alpha", value, low=0.0,
+                                                     high=high))
 
 
 def check_alpha_length(function, alpha, num_classes: int) -> None:

@@ -8,9 +8,12 @@ import math
 import keras
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from keras_helpers import numpy, tensor, value_and_grad
 
 import seglosses.keras as slk
+from option_draws import draw_options
 
 rng = np.random.default_rng(0)
 X = rng.normal(size=(2, 6, 6, 4)).astype("float32")  # channels-last logits
@@ -54,6 +57,12 @@ MISTAKES = [
     ("negative gamma", lambda f, a: a(f.focal_loss, X, Y, gamma=-2)),
     ("sigmoid alpha above 1", lambda f, a: a(f.focal_loss, XB, YB, mode="binary", alpha=2.0)),
     ("focal alpha of the wrong length", lambda f, a: a(f.focal_loss, X, Y, alpha=[1.0, 2.0])),
+    ("from_logits not a bool", lambda f, a: a(f.cross_entropy, X, Y, from_logits="no")),
+    ("smooth a bool", lambda f, a: a(f.dice_loss, X, Y, smooth=True)),
+    ("ignore_index beyond int64", lambda f, a: a(f.cross_entropy, X, Y, ignore_index=2**70)),
+    ("smooth overflowing float32", lambda f, a: a(f.dice_loss, X, Y, smooth=1e40)),
+    ("class weights as a NumPy array of the wrong length",
+     lambda f, a: a(f.dice_loss, X, Y, class_weights=np.ones(3))),
     ("multi-hot target in multiclass", lambda f, a: a(f.dice_loss, X, (np.eye(4)[Y] + np.eye(4)[
         (Y + 1) % 4]).astype("float32"))),
     ("one-hot target on the wrong class axis", lambda f, a: a(f.dice_loss, np.moveaxis(X, -1, 1),
@@ -235,3 +244,22 @@ def test_a_bad_sample_weight_is_a_clear_error(weight, message):
     with pytest.raises(ValueError, match=message):
         slk.DiceCELoss()(tensor(Y), tensor(X), sample_weight=weight if isinstance(weight, float)
                          else tensor(weight))
+
+
+KERAS_LOSSES = ["cross_entropy", "binary_cross_entropy", "focal_loss", "tversky_loss",
+                "dice_loss", "jaccard_loss", "dice_ce_loss"]
+
+
+@settings(max_examples=40 if keras.backend.backend() == "jax" else 60, deadline=None)
+@given(data=st.data(), name=st.sampled_from(KERAS_LOSSES))
+def test_any_option_value_gives_a_finite_result_or_an_error_naming_the_function(data, name):
+    """The torch front's property test on the Keras functional forms (channels-last)."""
+    options = draw_options(data, getattr(slk, name))
+    x = np.random.default_rng(0).normal(size=(2, 4, 4, 3)).astype("float32")
+    y = np.random.default_rng(1).integers(0, 3, (2, 4, 4))
+    try:
+        result = getattr(slk, name)(tensor(y), tensor(x), **options)
+    except (ValueError, TypeError) as error:
+        assert str(error).startswith(f"{name}: "), (options, error)
+        return
+    assert np.isfinite(numpy(result)).all(), (options, numpy(result))

@@ -9,6 +9,7 @@ from .._spec import (
     check_alpha,
     check_alpha_length,
     check_compound,
+    check_flags,
     check_pixel_options,
     check_weight_values,
     fail,
@@ -26,5 +27,5 @@ def check_region_options(function, **options):
                    "own shard only), so use 'batch'.")
 
 
-__all__ = ["as_float_list", "check_alpha", "check_alpha_length", "check_compound",
+__all__ = ["as_float_list", "check_alpha", "check_alpha_length", "check_compound", "check_flags",
            "check_pixel_options", "check_region_options", "check_weight_values"]

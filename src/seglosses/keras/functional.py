@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from keras import ops
 
-from .._spec import check_choice, check_number, fail
+from .._spec import check_choice, check_number, fail, is_balanced
 from ._backend import TINY, dtype_of
 from ._options import (
     check_alpha,
     check_alpha_length,
     check_compound,
+    check_flags,
     check_pixel_options,
     check_region_options,
 )
@@ -234,6 +235,7 @@ def _template(problem):
 def _prepare(function, y_true, y_pred, *, mode, class_dim, from_logits, ignore_index, mask,
              pixel_weights, sample_weight, class_weights, beta, pos_weight, label_smoothing,
              validate, want_log=True):
+    check_flags(function, from_logits=from_logits, validate=validate)
     common = dict(class_dim=class_dim, from_logits=from_logits, ignore_index=ignore_index,
                   mask=mask, pixel_weights=pixel_weights, sample_weight=sample_weight,
                   class_weights=class_weights, validate=validate)
@@ -269,6 +271,7 @@ def region(function, y_true, y_pred, *, mode, alpha, beta, gamma, smooth, absent
            include_background, soft_label, class_dim, from_logits, ignore_index, mask,
            class_weights, weight_beta, pixel_weights, reduction, validate, sample_weight=None):
     """The Tversky family (options already checked)."""
+    check_flags(function, soft_label=soft_label)
     input_dtype = dtype_of(check_prediction(function, y_pred))
     problem = _prepare(function, y_true, y_pred, mode=mode, class_dim=class_dim,
                        from_logits=from_logits, ignore_index=ignore_index, mask=mask,
@@ -569,7 +572,7 @@ def check_dice_ce(function, *, mode, reduction, lambda_ce, lambda_dice, label_sm
                   reductions=("mean", "sum", "none")):
     check_compound(function, reduction=reduction, lambda_ce=lambda_ce, lambda_dice=lambda_dice,
                    label_smoothing=label_smoothing)
-    region_weights = None if class_weights == "balanced" else class_weights
+    region_weights = None if is_balanced(class_weights) else class_weights
     check_region_options(function, mode=mode, reduction=reduction, smooth=smooth, absent=absent,
                          aggregate=aggregate, include_background=include_background,
                          class_weights=region_weights, weight_beta=beta, reductions=reductions)

@@ -38,7 +38,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from .._spec import check_choice, check_number, fail
+from .._spec import FLAGS, check_choice, check_flags, check_number, fail
 from ._backend import HALF_DTYPES, is_tracing, static_shape, values
 from ._options import as_float_list, check_alpha, check_pixel_options, check_region_options
 from .functional import (
@@ -108,6 +108,7 @@ class _SegmentationLoss(keras.losses.Loss):
     def __init__(self, options: dict, *, reduction, name, dtype):
         options = {k: v for k, v in options.items()
                    if k not in ("self", "__class__", "reduction", "name", "dtype")}
+        check_flags(type(self).__name__, **{k: v for k, v in options.items() if k in FLAGS})
         self._check(options)
         if isinstance(options.get("ignore_index"), (list, tuple, set, frozenset)):
             options["ignore_index"] = list(options["ignore_index"])  # as JSON gives it back

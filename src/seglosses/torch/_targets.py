@@ -15,6 +15,7 @@ import torch
 from .._spec import (
     PROBABILITY_EPS,
     check_class_dim,
+    check_flags,
     check_ignore_index,
     fail,
     label_range_error,
@@ -28,6 +29,8 @@ from ._distributed import global_sum
 from .weights import batch_class_weights, static_class_weights
 
 _INDEX_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool)
+_WIDE_UNSIGNED = tuple(getattr(torch, name) for name in ("uint16", "uint32", "uint64")
+                       if hasattr(torch, name))
 
 
 @dataclass
@@ -177,6 +180,14 @@ def _outside_unit(t: torch.Tensor) -> bool:
     return not (low >= 0 and high <= 1)
 
 
+def _widen_unsigned(target: torch.Tensor) -> torch.Tensor:
+    """uint16 / uint32 / uint64 labels as int64: torch's own ops on them are few (a 16-bit PNG
+    mask loads as uint16). A uint64 label beyond int64 turns negative: out of range."""
+    if target.dtype in _WIDE_UNSIGNED:
+        return target.to(torch.int64)
+    return target
+
+
 def _check_sums_to_one(function: str, target, class_dim: int, mask) -> None:
     """A float multiclass target sums to 1 over C (masked-out pixels excepted): a multi-hot
     mask or the wrong class_dim would otherwise give a finite, wrong loss."""
@@ -265,6 +276,7 @@ def prepare_multiclass(function: str, input, target, *, class_dim: int, from_log
                        native: bool = False) -> Multiclass:
     """The multiclass problem; ``native=True`` (the Triton kernels) keeps the logits and an
     index map in their own dtypes (the kernels convert in registers)."""
+    check_flags(function, from_logits=from_logits, validate=validate)
     check_input(function, input, target)
     class_dim = check_class_dim(function, class_dim, input.ndim)
     ignore = check_ignore_index(function, ignore_index)
@@ -276,6 +288,7 @@ def prepare_multiclass(function: str, input, target, *, class_dim: int, from_log
     pixel_shape = tuple(s for axis, s in enumerate(input.shape) if axis != class_dim)
     squeezable = target.ndim == input.ndim and target.shape[class_dim] == 1 and \
         tuple(target.squeeze(class_dim).shape) == pixel_shape
+    target = _widen_unsigned(target)
     if squeezable:  # (N, 1, *spatial) labels: an index map, never broadcast (float: an error)
         target, is_index = target.squeeze(class_dim), True
     elif tuple(target.shape) == tuple(input.shape):
@@ -494,6 +507,7 @@ def prepare_sigmoid(function: str, input, target, *, mode: str, class_dim: int,
     ``native=True`` (the Triton kernels) keeps the logits and an integer target in their own
     dtypes and leaves label smoothing to the kernel (``smoothed`` is then None).
     """
+    check_flags(function, from_logits=from_logits, validate=validate)
     check_input(function, input, target)
     ignore = check_ignore_index(function, ignore_index)
     output_shape = tuple(input.shape)

@@ -505,6 +505,7 @@ def _prepare_region(function, input, target, *, mode, soft_label, class_dim, fro
     """``(problem, want_l1, has_pixels)`` of a region loss: the prepared problem, whether the
     soft-label L1 statistic is needed, and which (image, class) pairs have a pixel that
     counts (None: all)."""
+    spec.check_flags(function, soft_label=soft_label)
     if mode == "multiclass":
         problem = prepare_multiclass(function, input, target, class_dim=class_dim,
                                      from_logits=from_logits, ignore_index=ignore_index,
@@ -769,7 +770,7 @@ def dice_ce_loss(input, target, *, mode="multiclass", lambda_ce=1.0, lambda_dice
     function = "dice_ce_loss"
     check_compound(function, reduction=reduction, lambda_ce=lambda_ce, lambda_dice=lambda_dice,
                    label_smoothing=label_smoothing)
-    region_weights = None if class_weights == "balanced" else class_weights
+    region_weights = None if spec.is_balanced(class_weights) else class_weights
     check_region_options(function, mode=mode, reduction=reduction, smooth=smooth, absent=absent,
                          aggregate=aggregate, include_background=include_background, impl=impl,
                          class_weights=region_weights, weight_beta=beta)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import nn
 
+from .. import _spec as spec
 from .._spec import fail
 from . import functional as F
 
@@ -34,6 +35,8 @@ class _SegmentationLoss(nn.Module):
     def __init__(self, options: dict):
         super().__init__()
         options = {k: v for k, v in options.items() if k not in ("self", "__class__")}
+        spec.check_flags(type(self).__name__, **{k: v for k, v in options.items()
+                                                 if k in spec.FLAGS})
         self._check(options)
         for name in _TENSOR_OPTIONS:
             value = options.get(name)
@@ -74,7 +77,7 @@ def _region_check(name):
         tversky = "weight_beta" in options  # TverskyLoss: beta is the FN weight
         class_weights = options["class_weights"]
         if name == "DiceCELoss":
-            class_weights = None if class_weights == "balanced" else class_weights
+            class_weights = None if spec.is_balanced(class_weights) else class_weights
             F.check_compound(name, reduction=options["reduction"],
                              lambda_ce=options["lambda_ce"], lambda_dice=options["lambda_dice"],
                              label_smoothing=options["label_smoothing"])
@@ -234,12 +237,23 @@ class CompoundLoss(nn.Module):
             else:
                 self._callables[name] = loss
         self.last_values: dict[str, torch.Tensor] = {}
+        reductions = {name: loss.options["reduction"] for name, loss in self.losses.items()
+                      if isinstance(getattr(loss, "options", None), dict)
+                      and "reduction" in loss.options}
+        if len(set(reductions.values())) > 1:
+            raise fail("CompoundLoss", "terms", "share one reduction (their sum would broadcast)",
+                       ", ".join(f"{n}: {r!r}" for n, r in reductions.items()))
 
     def forward(self, input, target, **kwargs):
-        total = None
+        total = shape = None
         for name, weight in self.weights.items():
             loss = self.losses[name] if name in self.losses else self._callables[name]
             value = loss(input, target, **kwargs)
+            if shape is not None and value.shape != shape:
+                raise fail("CompoundLoss", f"term {name!r}", f"give a value of shape "
+                           f"{tuple(shape)} like the terms before it (one reduction)",
+                           f"shape {tuple(value.shape)}")
+            shape = value.shape
             self.last_values[name] = value.detach()
             total = weight * value if total is None else total + weight * value
         return total

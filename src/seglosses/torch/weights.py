@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .._spec import check_strategy, check_weight_values, fail
@@ -12,6 +13,8 @@ def static_class_weights(function: str, weights, num_classes: int, device, dtype
                          check: bool = True, argument: str = "class_weights",
                          allow_zero_sum: bool = False) -> torch.Tensor:
     """A length-C sequence or tensor → a (C,) tensor on ``device``, checked."""
+    if isinstance(weights, np.ndarray):  # e.g. class_weights_from_counts or ClassStats.weights
+        weights = torch.from_numpy(weights)
     if isinstance(weights, torch.Tensor):
         if weights.ndim != 1:
             raise fail(function, argument, f"be a 1-D tensor of length C={num_classes}",
