@@ -191,15 +191,18 @@ def _widen_unsigned(target: torch.Tensor) -> torch.Tensor:
 def _check_sums_to_one(function: str, target, class_dim: int, mask) -> None:
     """A float multiclass target sums to 1 over C (masked-out pixels excepted): a multi-hot
     mask or the wrong class_dim would otherwise give a finite, wrong loss."""
-    values = target.float() if target.dtype in (torch.bool, torch.float16, torch.bfloat16) or \
-        not target.is_floating_point() else target
+    num_classes = target.shape[class_dim]
     eps = torch.finfo(target.dtype).eps if target.is_floating_point() else 0.0
-    tolerance = sum_tolerance(target.shape[class_dim], eps)
-    sums = values.sum(class_dim)
-    off = (sums - 1).abs() > tolerance  # NaN sums are caught by the [0, 1] check
+    tolerance = sum_tolerance(num_classes, eps)
+    # the sums in the target's own width (0/1 integers: one byte while C < 256), so that the
+    # check builds no float map of the pixels on the kernels' path
+    small = not target.is_floating_point() and num_classes < 256
+    sums = target.sum(class_dim, dtype=torch.uint8 if small else None)
+    off = (sums.float() - 1).abs() > tolerance if sums.is_floating_point() else sums != 1
     if mask is not None:
         off &= mask != 0
     if bool(off.any()):
+        values = target.double()  # the error path: the other axes' sums, for the hint
         summing = [axis for axis in range(1, target.ndim) if axis != class_dim
                    and bool(((values.sum(axis) - 1).abs() <= tolerance).all())]
         raise sum_to_one_error(function, target.ndim, summing, float(sums[off].min()),

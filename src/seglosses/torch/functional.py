@@ -205,18 +205,31 @@ def _mean_normaliser(problem):
     if problem.sums is not None:  # the kernels' path: from one scan of the labels
         return problem.sums.normaliser(w)
     if problem.dense is not None:
-        dtype = compute_dtype(problem.x.dtype)
-        t = problem.dense.to(dtype)
-        if w is not None:
-            t = t * w.to(dtype).view([-1 if axis == problem.axis else 1 for axis in range(3)])
-        weighted = t.sum(problem.axis)
-        return (weighted if v is None else weighted * v).sum()
+        return _dense_normaliser(problem.dense, v, w, problem.axis,
+                                 compute_dtype(problem.x.dtype))
     if labels is not None and w is not None:
         weights = w[labels.long()]
         return (weights if v is None else weights * v).sum()
     if v is not None:
         return v.sum()
     return _count(problem.pixel_shape, compute_dtype(problem.x.dtype), problem.x.device)
+
+
+def _dense_normaliser(t, v, w, axis, dtype):
+    """``Σ_i v_i Σ_c w_c t_ic`` for a one-hot / soft target ``t`` ((N, C, S) or (N, S, C)),
+    without a float copy of ``t`` (on the kernels' path it is uint8 or half)."""
+    if v is None:  # per-class sums reduce in dtype: no map of the pixels
+        per_class = t.sum(dim=(0, 3 - axis), dtype=dtype)
+        return per_class.sum() if w is None else (per_class * w).sum()
+    if w is None and t.dtype != dtype:
+        # the kernels' path (t in its own narrow dtype): Σ_c t_ic = 1 where validate checked
+        # it, and no pixel map is built; an unchecked target is taken as normalised here
+        return v.sum(dtype=dtype)
+    if w is None:
+        return (t.sum(axis, dtype=dtype) * v).sum()
+    per_class = torch.stack([(t.select(axis, c) * v).sum(dtype=dtype)
+                             for c in range(t.shape[axis])])
+    return (per_class * w).sum()
 
 
 def _focal_scale(problem, alpha):
