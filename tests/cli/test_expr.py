@@ -182,6 +182,7 @@ def test_class_stats_give_dataset_weights(batch):
     ("focal(2)", "give options by keyword"),
     ("focal(gamma=-1)", r"term 'focal\(gamma=-1\)'.*gamma"),
     ("ce(ignore_index=3)", "--ignore-index"),
+    ("dice(reduction=sum)", r"'reduction'\. The command sets reduction for every term\.$"),
     ("dice(class_weights=balanced)", "class_weights"),
     ("ce - dice", "add losses, not subtract"),
     ("-1*ce", "weight >= 0"),

@@ -219,11 +219,13 @@ class _Parser:
                 if keyword.arg is None:
                     raise self.error(call, "give options by keyword, without '**'")
                 if keyword.arg not in allowed:
-                    fixed = keyword.arg in _FIXED
+                    hint = ""
+                    if keyword.arg == "ignore_index":
+                        hint = "The command sets it for every term: pass --ignore-index."
+                    elif keyword.arg in _FIXED:
+                        hint = f"The command sets {keyword.arg} for every term."
                     raise fail(self.function, f"options of {name!r}",
-                               "be among " + ", ".join(allowed), repr(keyword.arg),
-                               "It is set by the command (ignore_index: --ignore-index)."
-                               if fixed else "")
+                               "be among " + ", ".join(allowed), repr(keyword.arg), hint)
                 if keyword.arg in options:
                     raise self.error(call, f"give {keyword.arg!r} once")
                 options[keyword.arg] = self.value(keyword.value)

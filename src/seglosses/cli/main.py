@@ -151,7 +151,6 @@ def _message(error: Exception) -> str:
     return re.sub(r"^((?:--[\w-]+: )?)[A-Za-z_]\w*: ", r"\1", str(error))
 
 
-
 def _size(text: str) -> int | tuple[int, ...]:
     try:
         values = tuple(int(part) for part in text.split(","))
