@@ -10,7 +10,7 @@ inputs and the gradient dX, for
   when installed (missing anchors are listed, never faked),
 * ``F.binary_cross_entropy_with_logits`` for the multilabel BCE.
 
-The roofline of a call is the bytes it must move (KERNELS.md: CE 2L + T with the gradient
+The roofline of a call is the bytes it must move (CE 2L + T with the gradient
 written in the forward pass, BCE 2L + target, Dice+CE 3L + 2T; L = logits bytes, T = label
 bytes) divided by the device's copy bandwidth, measured here as bytes read + written by a
 large device-to-device copy.

@@ -39,7 +39,7 @@ def numerical_gradient(function, x: np.ndarray) -> np.ndarray:
 
 
 def assert_grad_close(actual, expected, relative):
-    """max |actual - expected| <= relative * max |expected| (SPEC §6)."""
+    """max |actual - expected| <= relative * max |expected| (docs/semantics.md, tolerances)."""
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
     scale = max(np.abs(expected).max(initial=0.0), 1e-12)

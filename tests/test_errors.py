@@ -1,4 +1,4 @@
-"""The bad-input table of design/TESTING.md: exception type and message, and a fuzzed validator."""
+"""The bad-input table (exception type and message of each mistake), fuzzed validators."""
 
 from __future__ import annotations
 

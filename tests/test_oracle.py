@@ -1,8 +1,9 @@
 """The NumPy oracle against hand-computed values, published values and closed forms.
 
 Every other path is tested against ``seglosses.numpy``, so this file checks the oracle itself:
-SPEC.md §8 values, Keras's documented values, hand-worked small cases for every option, and
-identities between the losses. Hand computations are written out in the comments.
+the reference values of docs/semantics.md, Keras's documented values, hand-worked small cases
+for every option, and identities between the losses. Hand computations are written out in the
+comments.
 """
 
 import math
@@ -35,7 +36,7 @@ ALL_LOSSES = [*PIXEL_LOSSES, oracle.binary_cross_entropy, *REGION_LOSSES, oracle
 
 
 # --------------------------------------------------------------------------------------------
-# SPEC.md §8
+# docs/semantics.md, reference values
 # --------------------------------------------------------------------------------------------
 
 THREE_PIXELS = np.array([[0.2, 0.7, 0.1], [0.1, 0.1, 0.8], [0.9, 0.05, 0.05]])

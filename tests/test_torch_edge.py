@@ -1,4 +1,4 @@
-"""Edge cases of design/TESTING.md: empty masks, ignored pixels, empty tensors, numerics,
+"""Edge cases: empty masks, ignored pixels, empty tensors, numerics,
 layouts and dtypes."""
 
 from __future__ import annotations

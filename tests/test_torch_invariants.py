@@ -1,4 +1,4 @@
-"""Invariants of design/TESTING.md, checked with hypothesis on small random shapes."""
+"""Invariants of the losses, checked with hypothesis on small random shapes."""
 
 from __future__ import annotations
 

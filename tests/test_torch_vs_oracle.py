@@ -1,4 +1,5 @@
-"""The torch path against the float64 NumPy oracle on the shared case table (SPEC §6)."""
+"""The torch path against the float64 NumPy oracle on the shared case table (within the
+tolerances of docs/semantics.md)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def test_half_precision_against_reference(case, dtype):
     rounded = torch.from_numpy(x).to(dtype)
     loss, grad = _run_torch(case, dtype)
     if loss.ndim == 0:
-        assert loss.dtype == torch.float32  # reduced in float32 (SPEC §2)
+        assert loss.dtype == torch.float32  # reduced in float32 (docs/semantics.md, precision)
     same_input = rounded.double().numpy()
     if case.probabilities:
         same_input = rounded.float().numpy()  # clip in a float dtype numpy knows

@@ -1,9 +1,10 @@
 """The Triton kernels against the torch path, on the CPU under ``TRITON_INTERPRET=1``.
 
 The torch path is itself checked against the float64 oracle (test_torch_vs_oracle.py), so the
-kernels are held to it: float64 to rounding (1e-10), float32 at SPEC §6's 1e-5, fp16/bf16 at
-1e-2 against float64 on the same rounded input. Every comparison also checks the gradient with
-a random (non-unit) upstream gradient. CUDA-only behaviour is in test_triton_gpu.py.
+kernels are held to it (docs/semantics.md, tolerances): float64 to rounding (1e-10), float32
+at 1e-5, fp16/bf16 at 1e-2 against float64 on the same rounded input. Every comparison also
+checks the gradient with a random (non-unit) upstream gradient. CUDA-only behaviour is in
+test_triton_gpu.py.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def test_case_table_half(case, dtype):
     (loss, grad), (ref, ref_grad) = _both(case.loss, rounded, to_torch(target),
                                           torch_kwargs(kwargs), dtype, torch.float64)
     if loss.ndim == 0:
-        assert loss.dtype == torch.float32  # reduced in float32 (SPEC §2)
+        assert loss.dtype == torch.float32  # reduced in float32 (docs/semantics.md, precision)
     assert grad.dtype == dtype
     np.testing.assert_allclose(loss.double().numpy(), ref.numpy(), rtol=1e-2, atol=1e-3)
     # the interpreter converts float32 → bfloat16 by truncation (a GPU rounds to nearest), so

@@ -2,7 +2,7 @@
 
 Nothing here imports a framework: checks take Python values, shapes (tuples of ints) and
 dtype *kinds* ("float", "int", "bool", "complex"), so the torch and Keras fronts raise the
-same text for the same mistake (SPEC §5).
+same text for the same mistake (docs/semantics.md, errors).
 """
 
 from __future__ import annotations

@@ -141,8 +141,9 @@ def _ops(counts):
 def strategy_weights(counts, method: str, beta: float = 0.999):
     """Per-class weights from per-class counts (a 1-D float array or tensor).
 
-    ``f_c = n_c / Σ n``; the formulas are those of SPEC §4. Classes with ``n_c = 0`` get the
-    largest weight among present classes; with no class present every weight is 1.
+    ``f_c = n_c / Σ n``; the formulas are those of docs/semantics.md, class_weights. Classes
+    with ``n_c = 0`` get the largest weight among present classes; with no class present every
+    weight is 1.
     """
     ops = _ops(counts)
     present = counts > 0

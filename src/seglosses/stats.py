@@ -174,8 +174,9 @@ class ClassStats:
         """Class weights from the counts, exactly :func:`class_weights_from_counts`.
 
         Args:
-            method: a strategy of SPEC §4: ``"inverse_frequency"``, ``"inverse_sqrt_frequency"``,
-                ``"median_frequency"``, ``"effective_number"``, ``"log_inverse"``, or
+            method: a strategy (docs/semantics.md, class_weights): ``"inverse_frequency"``,
+                ``"inverse_sqrt_frequency"``, ``"median_frequency"``, ``"effective_number"``,
+                ``"log_inverse"``, or
                 ``"balanced"`` (needs C = 2: class 0 the negatives, class 1 the positives).
             beta: the effective-number β in ``[0, 1)``.
 

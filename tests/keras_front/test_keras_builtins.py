@@ -1,5 +1,5 @@
 """Parity with Keras's own losses where the semantics coincide, Keras's published values, and
-the sample_weight forms (SPEC §6: Keras front vs Keras built-in, float32)."""
+the sample_weight forms (docs/semantics.md, tolerances: Keras front vs Keras built-in, float32)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The Keras front against the float64 NumPy oracle over random combinations of options
-(``combinations.draw``, the class axis moved last): float32 values within SPEC §6, or the
-same error type on both."""
+(``combinations.draw``, the class axis moved last): float32 values within the tolerances of
+docs/semantics.md, or the same error type on both."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The same mistake gets the same text on the torch and Keras fronts (SPEC §5), Keras-only
-errors, a fully masked batch, and mixed precision."""
+"""The same mistake gets the same text on the torch and Keras fronts (docs/semantics.md,
+errors), Keras-only errors, a fully masked batch, and mixed precision."""
 
 from __future__ import annotations
 

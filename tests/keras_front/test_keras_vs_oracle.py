@@ -1,6 +1,6 @@
 """The Keras front against the float64 NumPy oracle and the torch front on the shared case
-table (class axis moved to -1), float32 (SPEC §6): the functional forms with the torch
-reductions, and the Loss classes under Keras's reductions."""
+table (class axis moved to -1), float32 (docs/semantics.md, tolerances): the functional forms
+with the torch reductions, and the Loss classes under Keras's reductions."""
 
 from __future__ import annotations
 

@@ -15,8 +15,9 @@ FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 HALF_DTYPES = ("float16", "bfloat16")
 INDEX_DTYPES = ("uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "uint64", "bool")
 
-# The upper clip bound of probabilities, in each dtype (SPEC §2): ``1 - 1e-7`` rounded to the
-# dtype (Keras 3), or the largest number below 1 where that rounds to 1 (float16, bfloat16).
+# The upper clip bound of probabilities, in each dtype (docs/semantics.md, precision):
+# ``1 - 1e-7`` rounded to the dtype (Keras 3), or the largest number below 1 where that
+# rounds to 1 (float16, bfloat16).
 CLIP_HIGH = {
     "float16": 1.0 - 2.0**-11,
     "bfloat16": 1.0 - 2.0**-8,
@@ -36,7 +37,8 @@ def dtype_of(x) -> str:
 
 
 def compute_dtype(dtype: str) -> str:
-    """fp16/bf16 are computed in float32 (SPEC §2); float32/float64 keep their precision."""
+    """fp16/bf16 are computed in float32, float32/float64 in their own precision
+    (docs/semantics.md, precision)."""
     return "float64" if dtype == "float64" else "float32"
 
 

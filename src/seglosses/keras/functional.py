@@ -8,7 +8,7 @@ keyword, with the names, defaults and meaning of :mod:`seglosses.torch.functiona
 the :mod:`seglosses.keras.losses` classes return per-sample values for Keras's reductions.
 
 Error messages call ``y_true`` the *target* and ``y_pred`` the *input*, with the very texts of
-the torch front (SPEC §5).
+the torch front (docs/semantics.md, errors).
 """
 
 from __future__ import annotations

@@ -67,7 +67,8 @@ _PER_CLASS_OPTIONS = ("class_weights", "pos_weight", "alpha")
 
 
 def _loss_dtype(dtype):
-    """The loss computes in float32 under any 16-bit policy (SPEC §2); float64 stays."""
+    """The loss computes in float32 under any 16-bit policy; float64 stays (docs/semantics.md,
+    precision)."""
     policy = keras.dtype_policies.get(dtype or keras.config.floatx())
     return "float32" if policy.compute_dtype in HALF_DTYPES else dtype
 

@@ -1,9 +1,10 @@
 """The float64 reference ("oracle") of every seglosses loss.
 
 Naive, formula-by-formula NumPy code that shares nothing with the PyTorch, Triton or Keras
-paths; the fast paths are tested against it (SPEC.md §6), and it is itself tested against
-hand-computed values (SPEC.md §8). Inputs may be any float dtype; probabilities given with
-``from_logits=False`` are clipped in that dtype, then everything is computed in float64.
+paths; the fast paths are tested against it (docs/semantics.md, tolerances), and it is itself
+tested against hand-computed values (docs/semantics.md, reference values). Inputs may be any
+float dtype; probabilities given with ``from_logits=False`` are clipped in that dtype, then
+everything is computed in float64.
 
 Functions take the tensors positionally and every option by keyword, with the names and
 defaults of ``seglosses.torch``.

@@ -118,7 +118,8 @@ class Sigmoid:
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """fp16/bf16 are accumulated in float32 (SPEC §2); float32/float64 keep their precision."""
+    """fp16/bf16 are accumulated in float32, float32/float64 in their own precision
+    (docs/semantics.md, precision)."""
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 

@@ -66,7 +66,7 @@ def geometry(spatial: int, *, stats: bool = False) -> tuple[int, int, int]:
 # pixels' logits fits HELD_VALUES (classes x pixels per thread, twice that with a one-hot /
 # soft target, also held), the kernel is specialised to the class count and its first walk
 # keeps them in registers: the logits are read once instead of twice, and every class's load
-# is in flight at once (KERNELS.md facts 1 and 2). sm_90 needs ~2.5 registers per held value
+# is in flight at once. sm_90 needs ~2.5 registers per held value
 # (benchmarks/static.py: bf16 C=19 at 2 pixels per thread, 96 registers; at 4, 243), so the
 # budget keeps 5 programs of 4 warps per SM. 0: always read from memory (for A/B timing:
 # `benchmarks/tune.py --held 0,40`). Since the walks over held values take one exponential per
