@@ -244,3 +244,24 @@ def test_a_failed_start_leaves_no_folder_behind(tmp_path):
     out = tmp_path / "never"
     assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(out), "-q"]) == 1
     assert not out.exists()
+
+
+def test_compare_ranks_the_losses_that_trained_and_names_the_one_that_diverged(tmp_path,
+                                                                              capsys):
+    out = tmp_path / "cmp"
+    # 3e38 * CE overflows float32 at the first step: that loss diverges, ce trains
+    assert main(["compare", *TINY, "--epochs", "1", "--losses", "ce;3e38*ce",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    ranked = [line.split()[1] for line in text.splitlines()[1:] if line.split()[:1] and
+              line.split()[0].isdigit()]
+    assert ranked == ["ce"], text
+    assert "3e38*ce: diverged, not ranked (seed 0: " in text and "step 1" in text
+    results = json.loads((out / "results.json").read_text())
+    assert [row["loss"] for row in results["ranking"]] == ["ce"]
+    assert "3e38*ce" in results["diverged"]
+    assert "3e38*ce: diverged, not ranked" in (out / "report.md").read_text()
+    assert "3e38*ce: diverged, not ranked" in (out / "report.html").read_text()
+    assert main(["compare", *TINY, "--epochs", "1", "--losses", "3e38*ce;1e39*dice",
+                 "--out", str(tmp_path / "all")]) == 1
+    assert "every loss diverged" in capsys.readouterr().err

@@ -21,7 +21,7 @@ import numpy as np
 
 from .._spec import fail
 from .config import TrainConfig
-from .train import RunResult, distributed, train
+from .train import Diverged, RunResult, distributed, train
 
 FORMAT = "seglosses.CompareResult"
 
@@ -39,6 +39,8 @@ class CompareResult:
         report: paths of ``report.md``, ``report.html`` and ``results.json`` (empty on ranks
             other than 0 under DDP).
         elapsed_s: wall time of the whole comparison.
+        diverged: loss expression -> why it was left out of the ranking (its training loss
+            became NaN or infinite; the message names the seed, epoch and step).
     """
 
     out: Path
@@ -46,6 +48,7 @@ class CompareResult:
     runs: dict[str, list[RunResult]]
     report: dict[str, Path]
     elapsed_s: float
+    diverged: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def parse_losses(text: str) -> list[str]:
@@ -124,6 +127,7 @@ def compare(config: TrainConfig, losses: list[str], seeds: list[int], *,
                    "again.")
     started = time.perf_counter()
     runs: dict[str, list[RunResult]] = {}
+    diverged: dict[str, str] = {}
     total = len(losses) * len(seeds)
     with distributed(config.device) as (rank, _world, _device):
         for position, loss in enumerate(losses):
@@ -138,13 +142,20 @@ def compare(config: TrainConfig, losses: list[str], seeds: list[int], *,
                                                      overwrite=False)
                 number = position * len(seeds) + seeds.index(seed) + 1
                 label = f"{number}/{total} {loss}" + (f" seed {seed}" if len(seeds) > 1 else "")
-                runs[loss].append(train(run_config, progress=progress, label=label))
+                try:
+                    runs[loss].append(train(run_config, progress=progress, label=label))
+                except Diverged as error:  # not ranked: its numbers say nothing about the loss
+                    diverged[loss] = f"seed {seed}: {str(error).removeprefix('train: ')}"
+                    del runs[loss]
+                    break
+        if not runs:
+            raise Diverged(f"compare: every loss diverged ({'; '.join(diverged.values())})")
         ranking = rank_losses(runs)
         report: dict[str, Path] = {}
         if rank == 0:
             report = _write(out, config, losses, seeds, runs, ranking,
-                            time.perf_counter() - started)
-    return CompareResult(out, ranking, runs, report, time.perf_counter() - started)
+                            time.perf_counter() - started, diverged)
+    return CompareResult(out, ranking, runs, report, time.perf_counter() - started, diverged)
 
 
 def rank_losses(runs: dict[str, list[RunResult]]) -> list[dict]:
@@ -198,7 +209,8 @@ def class_names_of(dataset: dict) -> list[str]:
         [str(c) for c in range(dataset["num_classes"])]
 
 
-def _write(out: Path, config, losses, seeds, runs, ranking, elapsed) -> dict[str, Path]:
+def _write(out: Path, config, losses, seeds, runs, ranking, elapsed,
+           diverged: dict[str, str]) -> dict[str, Path]:
     import seglosses
 
     from . import report
@@ -232,7 +244,7 @@ def _write(out: Path, config, losses, seeds, runs, ranking, elapsed) -> dict[str
         "dataset": {**dataset, "class_names": class_names,
                     "val_class_pixels": next(iter(first.values())).last["val_class_pixels"]},
         "device": next(iter(first.values())).device, "elapsed_s": elapsed,
-        "ranking": ranking,
+        "ranking": ranking, "diverged": diverged,
         "runs": [{"loss": loss, "seed": r.config.seed, **r.to_dict(), "history": r.history}
                  for loss, results in runs.items() for r in results],
         "versions": {"seglosses": seglosses.__version__, "torch": _torch_version()},

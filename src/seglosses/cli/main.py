@@ -528,13 +528,15 @@ def _run_summary(result) -> str:
 
 def _compare(args, base: dict) -> int:
     from .compare import compare
-    from .report import text_table
+    from .report import diverged_lines, text_table
 
     config = _config(args, base)
     result = compare(config, args.losses, args.seeds, progress=not args.quiet,
                      resume=getattr(args, "resume", False))
     if _rank() == 0:
         print(text_table(result.ranking))
+        for line in diverged_lines(result.diverged):
+            print(line)
         print(f"\nreport: {result.report['html']}")
         print(f"        {result.report['markdown']}, {result.report['results']} "
               f"({result.elapsed_s:.0f} s)")

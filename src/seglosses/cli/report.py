@@ -261,6 +261,11 @@ def _class_table(rows: list[dict], class_names: list[str],
     return header, lines
 
 
+def diverged_lines(diverged: dict[str, str]) -> list[str]:
+    """One line per loss left out of the ranking because its training diverged."""
+    return [f"{loss}: diverged, not ranked ({why})" for loss, why in diverged.items()]
+
+
 def summary_sentence(rows: list[dict]) -> str:
     """One line a reader can act on: the winner, and whether its lead exceeds the noise."""
     if not rows or rows[0]["mean_iou"] is None:
@@ -361,6 +366,8 @@ def _markdown(out: Path, data: dict, figures: dict, run_curves: dict) -> str:
     parts = ["# seglosses compare", "", html.unescape(meta), "",
              f"**{summary_sentence(rows)}**", "", "## Ranking by validation mean IoU", "",
              _markdown_table(list(TABLE_COLUMNS), [table_cells(r) for r in rows]), "",
+             *[f"- {line}" for line in diverged_lines(data.get("diverged", {}))],
+             *([""] if data.get("diverged") else []),
              "mIoU is the best epoch's validation mean IoU, mean ± std over seeds; n/a marks a "
              "value that is not defined (see the run folders' metrics.jsonl).", ""]
     parts += ["## Per-class IoU", ""]
@@ -412,6 +419,8 @@ def _html(data: dict, figures: dict, run_curves: dict) -> str:
         f'<p class="summary">{html.escape(summary_sentence(rows))}</p>',
         "<h2>Ranking by validation mean IoU</h2>",
         _html_table(list(TABLE_COLUMNS), [table_cells(r) for r in rows], "ranking"),
+        *[f'<p class="meta">{html.escape(line)}</p>'
+          for line in diverged_lines(data.get("diverged", {}))],
         '<p class="meta">mIoU: the best epoch\'s validation mean IoU, mean ± std over seeds. '
         "n/a: not defined.</p>",
         "<h2>Per-class IoU</h2>", figure("iou_bars"),
