@@ -7,6 +7,7 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from seglosses.cli.compare import (
@@ -181,3 +182,61 @@ def test_each_loss_has_one_colour_in_every_chart():
                    for container in bars.axes[0].containers}
     assert line_colours == bar_colours
     assert len(set(line_colours.values())) == 3
+
+
+def test_baselines_score_the_predictors_that_learn_nothing():
+    from seglosses.cli.verdict import baselines
+
+    scores = baselines([700, 0, 200, 100])  # class 1 absent from the validation set
+    majority, prior = scores["majority"], scores["prior"]
+    assert majority["class_iou"] == [pytest.approx(0.7), None, 0.0, 0.0]
+    assert majority["mean_iou"] == pytest.approx(0.7 / 3)
+    assert majority["pixel_accuracy"] == pytest.approx(0.7)
+    expected = [f / (2 - f) for f in (0.7, 0.2, 0.1)]  # E[TP] / E[TP + FP + FN]
+    assert prior["mean_iou"] == pytest.approx(sum(expected) / 3)
+    assert prior["pixel_accuracy"] == pytest.approx(0.7**2 + 0.2**2 + 0.1**2)
+    assert baselines([0, 0])["majority"]["mean_iou"] is None
+
+
+def test_a_loss_that_does_not_beat_the_baselines_is_never_best():
+    from seglosses.cli.verdict import baselines
+
+    reference = baselines([700, 200, 100])  # majority class: mIoU 0.233
+    runs = {"a": [_fake("a", 0, [0.2], [0.2, 0.2])], "b": [_fake("b", 0, [0.1], [0.1, 0.1])],
+            "c": [_fake("c", 0, [0.3], [0.3, 0.3])]}
+    rows = rank_losses(runs, reference)
+    assert [(r["loss"], r["learned"]) for r in rows] == [("c", True), ("a", False),
+                                                          ("b", False)]
+    assert summary_sentence(rows, reference).startswith(
+        "Best: c with validation mean IoU 0.300, the only loss that beat the baselines")
+    del runs["c"]
+    rows = rank_losses(runs, reference)
+    sentence = summary_sentence(rows, reference)
+    assert sentence.startswith("No clear winner: no loss beat the baselines (the majority "
+                               "class everywhere: mIoU 0.233, pixel accuracy 0.700")
+    assert "Best" not in sentence
+
+
+def test_health_and_data_notes():
+    from seglosses.cli.verdict import data_notes, health_notes
+
+    row = {"best_epochs": [3, 2], "learned": False}
+    notes = health_notes(row, epochs=3, steps_per_epoch=1)
+    assert notes[0].startswith("1 optimiser step(s) per epoch, 3 in all")
+    assert "still improving, train longer" in notes[1] and "did not learn" in notes[2]
+    assert health_notes({"best_epochs": [2], "learned": True}, epochs=3,
+                        steps_per_epoch=50) == []
+    notes = data_notes(["bg", "small", "gone"], [10_000, 49, 0], num_val=2)
+    assert notes == ["class small has 49 validation pixel(s): too few to rank the losses on it",
+                     "class gone has no validation pixel: its IoU is not defined",
+                     "2 validation image(s): differences between losses are mostly noise at "
+                     "this size"]
+
+
+def test_class_metrics_give_precision_and_recall():
+    from seglosses.cli.train import class_metrics
+
+    metrics = class_metrics(np.array([[3, 1, 0], [0, 2, 0], [0, 0, 0]]))
+    assert metrics["precision"][:2] == [1.0, pytest.approx(2 / 3)]
+    assert metrics["recall"][:2] == [0.75, 1.0]
+    assert math.isnan(metrics["precision"][2]) and math.isnan(metrics["recall"][2])

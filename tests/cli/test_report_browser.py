@@ -84,13 +84,13 @@ def test_a_screenshot_is_not_blank(report, tmp_path):
     from PIL import Image
 
     shot = tmp_path / "report.png"
-    done = _chromium(f"--screenshot={shot}", "--window-size=1200,2400", "--hide-scrollbars",
+    done = _chromium(f"--screenshot={shot}", "--window-size=1200,3200", "--hide-scrollbars",
                      report.as_uri(), profile=tmp_path / "profile")
     assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-    assert pixels.shape == (2400, 1200, 3)
+    assert pixels.shape == (3200, 1200, 3)
     non_white = (pixels < 245).any(axis=2).mean()
     colours = len(np.unique(pixels.reshape(-1, 3)[::7], axis=0))
     assert non_white > 0.05 and colours > 50  # text, tables and figures, not an empty page

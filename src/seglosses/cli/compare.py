@@ -22,6 +22,7 @@ import numpy as np
 from .._spec import fail
 from .config import TrainConfig
 from .train import Diverged, RunResult, distributed, train
+from .verdict import baselines, data_notes, health_notes, learned
 
 FORMAT = "seglosses.CompareResult"
 
@@ -41,6 +42,7 @@ class CompareResult:
         elapsed_s: wall time of the whole comparison.
         diverged: loss expression -> why it was left out of the ranking (its training loss
             became NaN or infinite; the message names the seed, epoch and step).
+        baselines: the scores of the predictors that learn nothing (``verdict.baselines``).
     """
 
     out: Path
@@ -49,6 +51,7 @@ class CompareResult:
     report: dict[str, Path]
     elapsed_s: float
     diverged: dict[str, str] = dataclasses.field(default_factory=dict)
+    baselines: dict[str, dict] = dataclasses.field(default_factory=dict)
 
 
 def parse_losses(text: str) -> list[str]:
@@ -150,16 +153,30 @@ def compare(config: TrainConfig, losses: list[str], seeds: list[int], *,
                     break
         if not runs:
             raise Diverged(f"compare: every loss diverged ({'; '.join(diverged.values())})")
-        ranking = rank_losses(runs)
+        first = next(iter(runs.values()))[0]
+        reference = baselines(first.last["val_class_pixels"])
+        ranking = rank_losses(runs, reference)
+        steps = steps_per_epoch(first.dataset["num_train"], config, first.world_size)
+        for row in ranking:
+            row["notes"] = health_notes(row, epochs=config.epochs, steps_per_epoch=steps)
         report: dict[str, Path] = {}
         if rank == 0:
             report = _write(out, config, losses, seeds, runs, ranking,
                             time.perf_counter() - started, diverged)
-    return CompareResult(out, ranking, runs, report, time.perf_counter() - started, diverged)
+    return CompareResult(out, ranking, runs, report, time.perf_counter() - started, diverged,
+                         reference)
 
 
-def rank_losses(runs: dict[str, list[RunResult]]) -> list[dict]:
-    """One row per loss from its runs' best epochs, sorted by mean IoU (undefined last)."""
+def steps_per_epoch(num_train: int, config: TrainConfig, world: int = 1) -> int:
+    """Optimiser steps of one epoch (each process takes ``num_train / world`` images)."""
+    steps = math.ceil(math.ceil(num_train / world) / config.batch_size)
+    return steps if config.steps_per_epoch is None else min(steps, config.steps_per_epoch)
+
+
+def rank_losses(runs: dict[str, list[RunResult]], reference: dict | None = None) -> list[dict]:
+    """One row per loss from its runs' best epochs, sorted by mean IoU (undefined last); a
+    loss whose mean IoU does not beat the ``reference`` baselines (``verdict.baselines``)
+    ranks after every loss that does (``learned`` False)."""
     rows = []
     for loss, results in runs.items():
         best = [r.best for r in results]
@@ -175,6 +192,8 @@ def rank_losses(runs: dict[str, list[RunResult]]) -> list[dict]:
             "final_mean_iou": _mean([r.last["val_mean_iou"] for r in results]),
             "class_iou": class_iou,
             "class_dice": _nanmean_columns([b["val_dice"] for b in best]),
+            "class_precision": _nanmean_columns([b.get("val_precision", []) for b in best]),
+            "class_recall": _nanmean_columns([b.get("val_recall", []) for b in best]),
             "min_class_iou": min(defined) if defined else None,
             "mean_dice": _mean([b["val_mean_dice"] for b in best]),
             "pixel_accuracy": _mean([b["val_pixel_accuracy"] for b in best]),
@@ -183,7 +202,10 @@ def rank_losses(runs: dict[str, list[RunResult]]) -> list[dict]:
             "time_s": float(np.mean([r.elapsed_s for r in results])),
             "run_dirs": [os.fspath(r.run_dir) for r in results],
         })
-    rows.sort(key=lambda row: (row["mean_iou"] is None, -(row["mean_iou"] or 0.0)))
+    for row in rows:
+        row["learned"] = learned(row["mean_iou"], reference or {})
+    rows.sort(key=lambda row: (not row["learned"], row["mean_iou"] is None,
+                               -(row["mean_iou"] or 0.0)))
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
     return rows
@@ -219,6 +241,7 @@ def _write(out: Path, config, losses, seeds, runs, ranking, elapsed,
     first = {loss: results[0] for loss, results in runs.items()}
     dataset = next(iter(first.values())).dataset
     class_names = class_names_of(dataset)
+    dataset_pixels = next(iter(first.values())).last["val_class_pixels"]
     figures = {
         "iou_bars": report.figure_png(report.iou_bars_figure(ranking, class_names)),
         "curves": report.figure_png(report.comparison_curves_figure(
@@ -242,9 +265,11 @@ def _write(out: Path, config, losses, seeds, runs, ranking, elapsed,
         "format": FORMAT, "version": 1, "config": base, "losses": losses, "seeds": seeds,
         "descriptions": {loss: describe_loss(loss) for loss in losses},
         "dataset": {**dataset, "class_names": class_names,
-                    "val_class_pixels": next(iter(first.values())).last["val_class_pixels"]},
+                    "val_class_pixels": dataset_pixels},
         "device": next(iter(first.values())).device, "elapsed_s": elapsed,
         "ranking": ranking, "diverged": diverged,
+        "baselines": baselines(dataset_pixels),
+        "notes": data_notes(class_names, dataset_pixels, dataset["num_val"]),
         "runs": [{"loss": loss, "seed": r.config.seed, **r.to_dict(), "history": r.history}
                  for loss, results in runs.items() for r in results],
         "versions": {"seglosses": seglosses.__version__, "torch": _torch_version()},

@@ -528,15 +528,17 @@ def _run_summary(result) -> str:
 
 def _compare(args, base: dict) -> int:
     from .compare import compare
-    from .report import diverged_lines, text_table
+    from .report import diverged_lines, summary_sentence, text_table
 
     config = _config(args, base)
     result = compare(config, args.losses, args.seeds, progress=not args.quiet,
                      resume=getattr(args, "resume", False))
     if _rank() == 0:
         print(text_table(result.ranking))
-        for line in diverged_lines(result.diverged):
-            print(line)
+        print(summary_sentence(result.ranking, result.baselines))
+        for line in [f"{row['loss']}: {note}" for row in result.ranking
+                     for note in row["notes"]] + diverged_lines(result.diverged):
+            print(f"  {line}")
         print(f"\nreport: {result.report['html']}")
         print(f"        {result.report['markdown']}, {result.report['results']} "
               f"({result.elapsed_s:.0f} s)")

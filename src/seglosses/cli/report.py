@@ -266,21 +266,56 @@ def diverged_lines(diverged: dict[str, str]) -> list[str]:
     return [f"{loss}: diverged, not ranked ({why})" for loss, why in diverged.items()]
 
 
-def summary_sentence(rows: list[dict]) -> str:
-    """One line a reader can act on: the winner, and whether its lead exceeds the noise."""
+def summary_sentence(rows: list[dict], reference: dict | None = None) -> str:
+    """One line a reader can act on: the winner, and whether its lead exceeds the noise; or,
+    when no loss beat the baselines (``reference``), that no model learned."""
     if not rows or rows[0]["mean_iou"] is None:
         return "No run produced a validation mean IoU."
     best = rows[0]
+    if not best.get("learned", True):
+        bars = "; ".join(f"{_BASELINE_NAMES[name]}: mIoU {_number(b['mean_iou'])}, pixel "
+                         f"accuracy {_number(b['pixel_accuracy'])}"
+                         for name, b in (reference or {}).items())
+        return (f"No clear winner: no loss beat the baselines ({bars}), so none of the models "
+                "learned. Train longer or on more images before comparing.")
     text = f"Best: {best['loss']} with validation mean IoU {_number(best['mean_iou'])}"
-    if len(rows) > 1 and rows[1]["mean_iou"] is not None:
-        gap = best["mean_iou"] - rows[1]["mean_iou"]
-        text += f", {gap:.3f} ahead of {rows[1]['loss']}"
+    runner = rows[1] if len(rows) > 1 else None
+    if runner is not None and runner["mean_iou"] is not None and runner.get("learned", True):
+        gap = best["mean_iou"] - runner["mean_iou"]
+        text += f", {gap:.3f} ahead of {runner['loss']}"
         spread = max((r["mean_iou_std"] or 0.0) for r in rows[:2])
         if best["mean_iou_std"] is None:
             text += " (one seed: run --seeds 0,1,2 to see whether the gap is more than noise)"
         elif gap <= 2 * spread:
             text += " — within the seed-to-seed spread, so not a clear win"
+    elif runner is not None:
+        text += ", the only loss that beat the baselines"
+    if any("still improving" in note for note in best.get("notes", [])):
+        text += "; its best epoch was the last, so it was still improving"
     return text + "."
+
+
+_BASELINE_NAMES = {"majority": "the majority class everywhere",
+                   "prior": "a guess by the class frequencies"}
+
+
+def baseline_table(reference: dict) -> tuple[list[str], list[list[str]]]:
+    """The baselines' scores on the validation set (what a model must beat)."""
+    return (["predictor", "val mIoU", "pixel acc"],
+            [[_BASELINE_NAMES[name], _number(b["mean_iou"]), _number(b["pixel_accuracy"])]
+             for name, b in reference.items()])
+
+
+def note_lines(data: dict) -> list[str]:
+    """The validation set's warnings, then each loss's training-health notes."""
+    lines = list(data.get("notes", []))
+    lines += [f"{row['loss']}: {note}" for row in data["ranking"] for note in row.get("notes", [])]
+    return lines + diverged_lines(data.get("diverged", {}))
+
+
+def _metric_table(rows: list[dict], class_names: list[str], key: str):
+    return ["loss", *class_names], [[r["loss"], *(_number(v) for v in r.get(key, []))]
+                                    for r in rows]
 
 
 # ---------------------------------------------------------------------------- writers
@@ -364,10 +399,10 @@ def _markdown(out: Path, data: dict, figures: dict, run_curves: dict) -> str:
     rows, class_names = data["ranking"], data["dataset"]["class_names"]
     meta = _meta(data).replace("<code>", "`").replace("</code>", "`")
     parts = ["# seglosses compare", "", html.unescape(meta), "",
-             f"**{summary_sentence(rows)}**", "", "## Ranking by validation mean IoU", "",
+             f"**{summary_sentence(rows, data.get('baselines'))}**", "",
+             "## Ranking by validation mean IoU", "",
              _markdown_table(list(TABLE_COLUMNS), [table_cells(r) for r in rows]), "",
-             *[f"- {line}" for line in diverged_lines(data.get("diverged", {}))],
-             *([""] if data.get("diverged") else []),
+             *[f"- {line}" for line in note_lines(data)], *([""] if note_lines(data) else []),
              "mIoU is the best epoch's validation mean IoU, mean ± std over seeds; n/a marks a "
              "value that is not defined (see the run folders' metrics.jsonl).", ""]
     parts += ["## Per-class IoU", ""]
@@ -375,6 +410,13 @@ def _markdown(out: Path, data: dict, figures: dict, run_curves: dict) -> str:
         parts += ["![per-class IoU](figures/iou_bars.png)", "", _CAPTIONS["iou_bars"], ""]
     pixels = data["dataset"].get("val_class_pixels")
     parts += [_markdown_table(*_class_table(rows, class_names, pixels)), ""]
+    for title, key in (("Per-class precision", "class_precision"),
+                       ("Per-class recall", "class_recall")):
+        parts += [f"## {title}", "", _markdown_table(*_metric_table(rows, class_names, key)), ""]
+    if data.get("baselines"):
+        parts += ["## Baselines", "", "What a model that learned nothing scores on the same "
+                  "validation set; a loss must beat both to rank as learned.", "",
+                  _markdown_table(*baseline_table(data["baselines"])), ""]
     parts += ["## Curves", ""]
     if "curves" in figures:
         parts += ["![curves](figures/curves.png)", "", _CAPTIONS["curves"], ""]
@@ -416,16 +458,23 @@ def _html(data: dict, figures: dict, run_curves: dict) -> str:
         f"</figure>" for loss, path in run_curves.items() if path.is_file())
     sections = [
         "<h1>seglosses compare</h1>", f'<p class="meta">{_meta(data)}</p>',
-        f'<p class="summary">{html.escape(summary_sentence(rows))}</p>',
+        f'<p class="summary">{html.escape(summary_sentence(rows, data.get("baselines")))}</p>',
         "<h2>Ranking by validation mean IoU</h2>",
         _html_table(list(TABLE_COLUMNS), [table_cells(r) for r in rows], "ranking"),
-        *[f'<p class="meta">{html.escape(line)}</p>'
-          for line in diverged_lines(data.get("diverged", {}))],
+        *[f'<p class="meta">{html.escape(line)}</p>' for line in note_lines(data)],
         '<p class="meta">mIoU: the best epoch\'s validation mean IoU, mean ± std over seeds. '
         "n/a: not defined.</p>",
         "<h2>Per-class IoU</h2>", figure("iou_bars"),
         _html_table(*_class_table(rows, class_names, data["dataset"].get("val_class_pixels")),
                     "class-iou"),
+        "<h2>Per-class precision</h2>",
+        _html_table(*_metric_table(rows, class_names, "class_precision"), "class-precision"),
+        "<h2>Per-class recall</h2>",
+        _html_table(*_metric_table(rows, class_names, "class_recall"), "class-recall"),
+        *(["<h2>Baselines</h2>", '<p class="meta">What a model that learned nothing scores on '
+           "the same validation set; a loss must beat both to rank as learned.</p>",
+           _html_table(*baseline_table(data["baselines"]), "baselines")]
+          if data.get("baselines") else []),
         "<h2>Curves</h2>", figure("curves"), f'<div class="grid">{per_run}</div>',
     ]
     if "predictions" in figures:

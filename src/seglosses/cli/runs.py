@@ -61,7 +61,7 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
 
 
 def nan_lists(record: dict) -> dict:
-    for key in ("val_iou", "val_dice"):
+    for key in ("val_iou", "val_dice", "val_precision", "val_recall"):
         if key in record:
             record[key] = [math.nan if v is None else v for v in record[key]]
     return record

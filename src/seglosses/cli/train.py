@@ -385,10 +385,12 @@ def _confusion_matrix(num_classes: int, device):
 
 
 def class_metrics(matrix: np.ndarray) -> dict:
-    """Per-class IoU and Dice, their means, and pixel accuracy of a confusion matrix.
+    """Per-class IoU, Dice, precision and recall, the means, and pixel accuracy of a confusion
+    matrix.
 
     ``matrix[t, p]`` counts pixels of label ``t`` predicted as ``p``. Classes with no label and
-    no prediction are ``nan`` and left out of the means.
+    no prediction are ``nan`` and left out of the means; precision is ``nan`` for a class never
+    predicted, recall for a class never labelled.
 
     >>> m = class_metrics(np.array([[3, 1, 0], [0, 2, 0], [0, 0, 0]]))
     >>> [round(v, 3) for v in m["iou"][:2]], math.isnan(m["iou"][2]), round(m["mean_iou"], 3)
@@ -404,8 +406,12 @@ def class_metrics(matrix: np.ndarray) -> dict:
     dice = np.full(tp.shape, np.nan)
     iou[defined] = tp[defined] / union[defined]
     dice[defined] = 2 * tp[defined] / (union[defined] + tp[defined])
+    predicted, labelled = tp + fp, tp + fn
+    precision = np.divide(tp, predicted, out=np.full(tp.shape, np.nan), where=predicted > 0)
+    recall = np.divide(tp, labelled, out=np.full(tp.shape, np.nan), where=labelled > 0)
     total = matrix.sum()
-    return {"iou": iou.tolist(), "dice": dice.tolist(),
+    return {"iou": iou.tolist(), "dice": dice.tolist(), "precision": precision.tolist(),
+            "recall": recall.tolist(),
             "mean_iou": float(iou[defined].mean()) if defined.any() else math.nan,
             "mean_dice": float(dice[defined].mean()) if defined.any() else math.nan,
             "pixel_accuracy": float(tp.sum() / total) if total > 0 else math.nan,
@@ -425,6 +431,7 @@ def _record(epoch, lr, train_sums, val_sums, matrix, loss_fn, seconds) -> dict:
         "val_loss": mean(val_sums, "loss"),
         "val_terms": {n: mean(val_sums, f"term:{n}") for n in names},
         "val_iou": metrics["iou"], "val_dice": metrics["dice"],
+        "val_precision": metrics["precision"], "val_recall": metrics["recall"],
         "val_mean_iou": _finite_or_none(metrics["mean_iou"]),
         "val_mean_dice": _finite_or_none(metrics["mean_dice"]),
         "val_pixel_accuracy": metrics["pixel_accuracy"],
