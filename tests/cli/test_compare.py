@@ -162,7 +162,10 @@ def test_rank_losses_handles_undefined_values():
     assert format_mean_std(0.5, None) == "0.500" and format_mean_std(None, None) == "n/a"
     table = text_table(rows)
     assert table.splitlines()[0].startswith("rank  loss") and "n/a" in table
-    assert summary_sentence(rows).startswith("Best: c with validation mean IoU 0.900")
+    # c has one run: its lead over a has no measured uncertainty, so no winner is named
+    assert summary_sentence(rows).startswith(
+        "No clear winner: c leads with validation mean IoU 0.900, but one run per loss "
+        "measures no uncertainty for its lead of 0.400 over a")
 
 
 def test_each_loss_has_one_colour_in_every_chart():
@@ -240,3 +243,39 @@ def test_class_metrics_give_precision_and_recall():
     assert metrics["precision"][:2] == [1.0, pytest.approx(2 / 3)]
     assert metrics["recall"][:2] == [0.75, 1.0]
     assert math.isnan(metrics["precision"][2]) and math.isnan(metrics["recall"][2])
+
+
+def _seeded(loss: str, mious: list[float]) -> list[RunResult]:
+    return [_fake(loss, seed, [m], [m, m]) for seed, m in enumerate(mious)]
+
+
+def test_the_verdict_pairs_the_runs_and_names_a_winner_only_beyond_the_noise():
+    from seglosses.cli.verdict import decide
+
+    clear = rank_losses({"a": _seeded("a", [0.60, 0.62, 0.61]),
+                         "b": _seeded("b", [0.50, 0.53, 0.51])})
+    verdict = decide(clear)
+    assert verdict["winner"] == "a" and verdict["paired"]["runs"] == 3
+    assert verdict["paired"]["mean"] == pytest.approx(0.0966667, 1e-5)
+    assert summary_sentence(clear).startswith(
+        "Best: a with validation mean IoU 0.610, 0.097 ahead of b (± 0.003, paired over 3 runs)")
+    # the same means, but b wins one seed: the lead is within twice its standard error
+    noisy = rank_losses({"a": _seeded("a", [0.70, 0.40, 0.73]),
+                         "b": _seeded("b", [0.50, 0.56, 0.51])})
+    assert decide(noisy)["winner"] is None
+    assert "is within twice its standard error" in summary_sentence(noisy)
+
+
+def test_folds_split_the_images_into_disjoint_validation_parts():
+    from seglosses.cli.data import build_datasets
+
+    seen = []
+    for fold in range(3):
+        train, val, info = build_datasets("synthetic", size=16, num_images=10, folds=3,
+                                          fold=fold, seed=4)
+        assert sorted(train.indices + val.indices) == list(range(10))
+        assert info.num_val == len(val) in (3, 4)
+        seen += val.indices
+    assert sorted(seen) == list(range(10))  # every image validates exactly once
+    with pytest.raises(ValueError, match=r"folds must be an int in \[2, 10\]"):
+        build_datasets("synthetic", size=16, num_images=10, folds=11, fold=0)

@@ -207,3 +207,21 @@ def test_every_documented_command_line_parses(example, tmp_path, monkeypatch):
 
 def test_the_examples_cover_every_command():
     assert {shlex.split(e)[1] for e in _examples()} == set(COMMANDS)
+
+
+def test_compare_with_folds_trains_every_loss_on_every_fold(tmp_path, capsys):
+    out = tmp_path / "cv"
+    argv = ["compare", "--size", "32", "--num-images", "6", "--batch-size", "2", "--width", "4",
+            "--depth", "2", "--device", "cpu", "--epochs", "1", "--losses", "ce;dice",
+            "--folds", "2", "--out", str(out), "-q"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "paired over 2 runs" in text or "No clear winner" in text, text
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["folds"] == 2
+    assert {tuple(k) for row in results["ranking"] for k in row["run_keys"]} == {(0, 0), (1, 0)}
+    assert sorted(p.relative_to(out).as_posix() for p in (out / "runs").glob("*/fold-*/*")) == [
+        "runs/01-ce/fold-0/seed-0", "runs/01-ce/fold-1/seed-0", "runs/02-dice/fold-0/seed-0",
+        "runs/02-dice/fold-1/seed-0"]
+    assert main([*argv[:-5], "--folds", "9", "--out", str(tmp_path / "x"), "-q"]) == 1
+    assert "folds must be an int in [2, 6]" in capsys.readouterr().err

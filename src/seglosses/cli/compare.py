@@ -131,24 +131,30 @@ def compare(config: TrainConfig, losses: list[str], seeds: list[int], *,
     started = time.perf_counter()
     runs: dict[str, list[RunResult]] = {}
     diverged: dict[str, str] = {}
-    total = len(losses) * len(seeds)
+    splits = [(fold, seed) for fold in range(config.folds) for seed in seeds]
+    total = len(losses) * len(splits)
     with distributed(config.device) as (rank, _world, _device):
         for position, loss in enumerate(losses):
             runs[loss] = []
-            for seed in seeds:
-                run_dir = out / "runs" / run_folder_name(position, loss) / f"seed-{seed}"
-                run_config = dataclasses.replace(config, loss=loss, seed=seed,
+            for fold, seed in splits:
+                run_dir = out / "runs" / run_folder_name(position, loss)
+                run_dir = (run_dir / f"fold-{fold}" if config.folds > 1 else run_dir) / \
+                    f"seed-{seed}"
+                run_config = dataclasses.replace(config, loss=loss, seed=seed, fold=fold,
                                                  out=os.fspath(run_dir), resume=None)
                 if resume and (run_dir / "config.json").is_file():
                     # a run stopped before its first checkpoint starts again from epoch 1
                     run_config = dataclasses.replace(run_config, resume=os.fspath(run_dir),
                                                      overwrite=False)
-                number = position * len(seeds) + seeds.index(seed) + 1
-                label = f"{number}/{total} {loss}" + (f" seed {seed}" if len(seeds) > 1 else "")
+                number = position * len(splits) + splits.index((fold, seed)) + 1
+                label = f"{number}/{total} {loss}" + \
+                    (f" fold {fold}" if config.folds > 1 else "") + \
+                    (f" seed {seed}" if len(seeds) > 1 else "")
                 try:
                     runs[loss].append(train(run_config, progress=progress, label=label))
                 except Diverged as error:  # not ranked: its numbers say nothing about the loss
-                    diverged[loss] = f"seed {seed}: {str(error).removeprefix('train: ')}"
+                    where = (f"fold {fold}, " if config.folds > 1 else "") + f"seed {seed}"
+                    diverged[loss] = f"{where}: {str(error).removeprefix('train: ')}"
                     del runs[loss]
                     break
         if not runs:
@@ -186,6 +192,7 @@ def rank_losses(runs: dict[str, list[RunResult]], reference: dict | None = None)
         rows.append({
             "loss": loss,
             "seeds": [r.config.seed for r in results],
+            "run_keys": [[r.config.fold, r.config.seed] for r in results],
             "mean_iou": float(np.mean(mious)) if mious else None,
             "mean_iou_std": float(np.std(mious, ddof=1)) if len(mious) > 1 else None,
             "mean_iou_per_seed": [b["val_mean_iou"] for b in best],

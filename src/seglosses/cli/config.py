@@ -62,6 +62,8 @@ class TrainConfig:
         preview: validation images whose predictions are saved for the report.
         resume: a run folder to continue; see :meth:`from_run`.
         overwrite: start again in a folder that already holds a run (its run files are removed).
+        folds, fold: cross-validation: with ``folds`` K > 1 the images are split into K parts
+            and part ``fold`` validates (see :func:`seglosses.cli.data.build_datasets`).
     """
 
     data: str = "synthetic"
@@ -93,6 +95,8 @@ class TrainConfig:
     preview: int = 4
     resume: str | None = None
     overwrite: bool = False
+    folds: int = 1
+    fold: int = 0
 
     def __post_init__(self):
         function = "TrainConfig"
@@ -101,6 +105,10 @@ class TrainConfig:
         for name in ("steps_per_epoch", "num_images", "num_classes"):
             if getattr(self, name) is not None:
                 _positive_int(function, name, getattr(self, name))
+        _positive_int(function, "folds", self.folds)
+        if isinstance(self.fold, bool) or not isinstance(self.fold, int) or \
+                not 0 <= self.fold < self.folds:
+            raise fail(function, "fold", f"be an int in [0, {self.folds})", repr(self.fold))
         for name in ("seed", "data_seed", "num_workers", "preview"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

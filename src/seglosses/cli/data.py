@@ -412,7 +412,7 @@ def build_datasets(data: str, *, dims: int = 2, num_classes: int | None = None,
                    size: Sequence[int] | int | None = None, val_split: float = 0.2,
                    seed: int = 0, ignore_index: int | None = None,
                    crop: Sequence[int] | int | None = None, num_images: int | None = None,
-                   palette: Mapping | Sequence | None = None
+                   palette: Mapping | Sequence | None = None, folds: int = 1, fold: int = 0
                    ) -> tuple[Dataset, Dataset, DatasetInfo]:
     """The train and validation sets of ``--data``, and a :class:`DatasetInfo`.
 
@@ -435,6 +435,10 @@ def build_datasets(data: str, *, dims: int = 2, num_classes: int | None = None,
             into train and val; folder: use only the first ``num_images`` pairs (by stem) of
             the folder, or of each of ``train/`` and ``val/``.
         palette: for RGB masks, a mapping ``(r, g, b) -> class``.
+        folds, fold: with ``folds`` K > 1, cross-validation: the images (one pool: synthetic,
+            or a folder without ``train/`` and ``val/``) are split by a seeded permutation into
+            K parts of near-equal size; part ``fold`` validates, the others train
+            (``val_split`` is then unused).
 
     Returns:
         ``(train, val, info)``: datasets yielding ``(image, mask)`` tensor pairs.
@@ -453,9 +457,12 @@ def build_datasets(data: str, *, dims: int = 2, num_classes: int | None = None,
         total = num_images if num_images is not None else (64 if dims == 2 else 16)
         dataset = SyntheticSegmentation(total, num_classes=7 if num_classes is None
                                         else num_classes, size=shape, dims=dims, seed=seed)
-        num_val = _num_val(total, val_split)
-        train = Subset(dataset, range(total - num_val))
-        val = Subset(dataset, range(total - num_val, total))
+        if folds > 1:
+            train_index, val_index = _fold_split(function, total, folds, fold, seed)
+        else:
+            num_val = _num_val(total, val_split)
+            train_index, val_index = range(total - num_val), range(total - num_val, total)
+        train, val = Subset(dataset, train_index), Subset(dataset, val_index)
         return train, val, DatasetInfo("synthetic", dataset.num_classes, dataset.in_channels,
                                        dataset.class_names, dims, ignore_index, len(train),
                                        len(val))
@@ -471,6 +478,9 @@ def build_datasets(data: str, *, dims: int = 2, num_classes: int | None = None,
         masks = [mask for folder in roots
                  for _, mask in pair_files(folder, function=function)[:num_images]]
         num_classes = infer_num_classes(masks, ignore_index=ignore_index, palette=palette)
+    if split and folds > 1:
+        raise fail(function, "folds", "be 1 for a folder with train/ and val/ (its split is "
+                   "fixed)", folds, "Cross-validation needs one pool: images/ and masks/.")
     if split:
         train_set = FolderSegmentation(roots[0], num_classes=num_classes, train=True, **options)
         val_set = FolderSegmentation(roots[1], num_classes=num_classes, train=False, **options)
@@ -480,10 +490,13 @@ def build_datasets(data: str, *, dims: int = 2, num_classes: int | None = None,
         train_set = FolderSegmentation(root, num_classes=num_classes, train=True, **options)
         val_set = FolderSegmentation(root, num_classes=num_classes, train=False, **options)
         total = min(len(train_set), num_images or len(train_set))
-        order = np.random.default_rng(seed).permutation(total).tolist()
-        num_val = _num_val(total, val_split)
-        train = Subset(train_set, sorted(order[num_val:]))
-        val = Subset(val_set, sorted(order[:num_val]))
+        if folds > 1:
+            train_index, val_index = _fold_split(function, total, folds, fold, seed)
+        else:
+            order = np.random.default_rng(seed).permutation(total).tolist()
+            num_val = _num_val(total, val_split)
+            train_index, val_index = sorted(order[num_val:]), sorted(order[:num_val])
+        train, val = Subset(train_set, train_index), Subset(val_set, val_index)
     if val_set.in_channels != train_set.in_channels:
         raise fail(function, "data", "hold images with the same channels in train/ and val/",
                    f"{train_set.in_channels} and {val_set.in_channels}")
@@ -495,6 +508,18 @@ def build_datasets(data: str, *, dims: int = 2, num_classes: int | None = None,
 
 # --------------------------------------------------------------------------------------------
 # Small checks
+
+
+def _fold_split(function: str, total: int, folds: int, fold: int, seed: int):
+    """Image indices ``(train, val)`` of fold ``fold`` of ``folds`` (a seeded permutation)."""
+    if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= total:
+        raise fail(function, "folds", f"be an int in [2, {total}] (one image per fold at "
+                   "least)", repr(folds))
+    if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < folds:
+        raise fail(function, "fold", f"be an int in [0, {folds})", repr(fold))
+    parts = np.array_split(np.random.default_rng(seed).permutation(total), folds)
+    val = sorted(parts[fold].tolist())
+    return sorted(set(range(total)) - set(val)), val
 
 
 def _num_val(total: int, val_split: float) -> int:

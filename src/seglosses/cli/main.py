@@ -74,6 +74,7 @@ _COMPARE_EPILOG = _LOSS_HELP + """
 examples:
   seglosses compare --data DATA --losses "ce;ce(class_weights=inverse_frequency);dice;ce+dice"
   seglosses compare --data synthetic --losses "ce;focal(gamma=2)" --seeds 0,1,2 --epochs 10
+  seglosses compare --data DATA --losses "ce;ce+dice" --folds 5 --epochs 20   # 5-fold CV
   seglosses compare --out seglosses-compare --resume      # continue an interrupted comparison
 
 writes OUT/report.html (self-contained: open it in a browser), OUT/report.md,
@@ -419,6 +420,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                    f"(default: \"{DEMO_LOSSES}\")")
     compare.add_argument("--seeds", type=_seeds, default=[0], metavar="S,S,...",
                          help="training seeds; the table shows mean ± std (default: 0)")
+    compare.add_argument("--folds", type=_positive, default=argparse.SUPPRESS, metavar="K",
+                         help="cross-validation: train every loss on K folds of the images "
+                              "(one pool: synthetic or images/ + masks/); the ranking and the "
+                              "verdict pair the runs over folds x seeds (default: 1, "
+                              "--val-split)")
     compare.add_argument("--out", default="seglosses-compare", metavar="OUT",
                          help="report folder (default: seglosses-compare)")
     compare.add_argument("--resume", action="store_true",
@@ -434,6 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
                       metavar="'A;B;...'", help="loss expressions separated by ';'")
     demo.add_argument("--seeds", type=_seeds, default=[0], metavar="S,S,...",
                       help="training seeds (default: 0)")
+    demo.add_argument("--folds", type=_positive, default=argparse.SUPPRESS, metavar="K",
+                      help="cross-validation over K folds of the images (default: 1)")
     demo.add_argument("--out", default=DEMO["out"], metavar="OUT",
                       help=f"report folder, rewritten on every run (default: {DEMO['out']})")
     _add_training_options(demo, demo=True)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .verdict import decide
+
 # Qualitative colours (Okabe–Ito first: distinguishable with colour-blindness), then tab20.
 _BASE_COLOURS = ["#000000", "#e69f00", "#56b4e9", "#009e73", "#f0e442", "#0072b2", "#d55e00",
                  "#cc79a7", "#999999", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -267,8 +269,9 @@ def diverged_lines(diverged: dict[str, str]) -> list[str]:
 
 
 def summary_sentence(rows: list[dict], reference: dict | None = None) -> str:
-    """One line a reader can act on: the winner, and whether its lead exceeds the noise; or,
-    when no loss beat the baselines (``reference``), that no model learned."""
+    """One line a reader can act on: the winner when its lead exceeds its paired uncertainty
+    (``verdict.decide``), otherwise "No clear winner" and why; when no loss beat the baselines
+    (``reference``), that no model learned."""
     if not rows or rows[0]["mean_iou"] is None:
         return "No run produced a validation mean IoU."
     best = rows[0]
@@ -278,18 +281,18 @@ def summary_sentence(rows: list[dict], reference: dict | None = None) -> str:
                          for name, b in (reference or {}).items())
         return (f"No clear winner: no loss beat the baselines ({bars}), so none of the models "
                 "learned. Train longer or on more images before comparing.")
-    text = f"Best: {best['loss']} with validation mean IoU {_number(best['mean_iou'])}"
-    runner = rows[1] if len(rows) > 1 else None
-    if runner is not None and runner["mean_iou"] is not None and runner.get("learned", True):
-        gap = best["mean_iou"] - runner["mean_iou"]
-        text += f", {gap:.3f} ahead of {runner['loss']}"
-        spread = max((r["mean_iou_std"] or 0.0) for r in rows[:2])
-        if best["mean_iou_std"] is None:
-            text += " (one seed: run --seeds 0,1,2 to see whether the gap is more than noise)"
-        elif gap <= 2 * spread:
-            text += " — within the seed-to-seed spread, so not a clear win"
-    elif runner is not None:
-        text += ", the only loss that beat the baselines"
+    verdict = decide(rows)
+    if verdict["winner"] is None:
+        text = (f"No clear winner: {best['loss']} leads with validation mean IoU "
+                f"{_number(best['mean_iou'])}, but {verdict['reason']}")
+    else:
+        text = f"Best: {best['loss']} with validation mean IoU {_number(best['mean_iou'])}"
+        paired = verdict["paired"]
+        if paired is not None:
+            text += (f", {paired['mean']:.3f} ahead of {rows[1]['loss']} (± {paired['se']:.3f}, "
+                     f"paired over {paired['runs']} runs)")
+        elif len(rows) > 1:
+            text += ", the only loss that beat the baselines"
     if any("still improving" in note for note in best.get("notes", [])):
         text += "; its best epoch was the last, so it was still improving"
     return text + "."

@@ -148,7 +148,8 @@ def train(config: TrainConfig, *, progress: bool = True, label: str = "",
         train_ds, val_ds, info = build_datasets(
             config.data, dims=config.dims, num_classes=config.num_classes, size=config.size,
             val_split=config.val_split, seed=config.data_seed, ignore_index=config.ignore_index,
-            crop=config.crop, num_images=config.num_images, palette=config.palette)
+            crop=config.crop, num_images=config.num_images, palette=config.palette,
+            folds=config.folds, fold=config.fold)
         if len(val_ds) == 0:
             raise ValueError(f"train: the data {config.data!r} has no validation image; "
                              "raise --val-split or add a val/ folder.")

@@ -12,9 +12,16 @@ all, ``f_c = n_c / N``), with the IoU of :func:`seglosses.cli.train.class_metric
   ``f_c / (2 - f_c)``, pixel accuracy ``Σ f_c²``.
 
 A class with no validation pixel is left out of the means, as in the runs' metrics.
+
+The verdict (:func:`decide`) names a winner only when its lead over the runner-up exceeds its
+uncertainty: the two losses' mean IoUs are paired run by run (the same fold and seed), and
+the mean difference must exceed twice its standard error. One run per loss measures no
+uncertainty, so it names no winner.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -86,3 +93,44 @@ def data_notes(class_names, class_pixels, num_val: int) -> list[str]:
         notes.append(f"{num_val} validation image(s): differences between losses are mostly "
                      "noise at this size")
     return notes
+
+
+def decide(rows: list[dict]) -> dict:
+    """The verdict of a ranking (rows of ``compare.rank_losses``, best first).
+
+    Returns ``{"winner": loss or None, "reason": why not (or ""), "paired": {"runs", "mean",
+    "se"} or None}``: a winner needs a paired lead of more than two standard errors over the
+    runner-up among the losses that beat the baselines; a loss that alone beat them wins.
+
+    >>> rows = [{"loss": "a", "learned": True, "mean_iou": 0.6, "run_keys": [[0, 0], [0, 1]],
+    ...          "mean_iou_per_seed": [0.6, 0.62]},
+    ...         {"loss": "b", "learned": True, "mean_iou": 0.5, "run_keys": [[0, 0], [0, 1]],
+    ...          "mean_iou_per_seed": [0.5, 0.49]}]
+    >>> decide(rows)["winner"]
+    'a'
+    """
+    ranked = [r for r in rows if r.get("learned", True) and r["mean_iou"] is not None]
+    if not ranked:
+        return {"winner": None, "reason": "no loss beat the baselines", "paired": None}
+    best = ranked[0]
+    if len(ranked) == 1:
+        return {"winner": best["loss"], "reason": "", "paired": None}
+    runner = ranked[1]
+    theirs = {tuple(k): v for k, v in zip(runner["run_keys"], runner["mean_iou_per_seed"],
+                                          strict=True)}
+    gaps = [v - theirs[tuple(k)] for k, v in zip(best["run_keys"], best["mean_iou_per_seed"],
+                                                   strict=True)
+            if v is not None and theirs.get(tuple(k)) is not None]
+    gap = best["mean_iou"] - runner["mean_iou"]
+    if len(gaps) < 2:
+        return {"winner": None, "paired": None,
+                "reason": f"one run per loss measures no uncertainty for its lead of {gap:.3f} "
+                          "over " + runner["loss"] + " (run --seeds 0,1,2 or --folds 5)"}
+    mean = float(np.mean(gaps))
+    se = float(np.std(gaps, ddof=1)) / math.sqrt(len(gaps))
+    paired = {"runs": len(gaps), "mean": mean, "se": se}
+    if mean > 2 * se:
+        return {"winner": best["loss"], "reason": "", "paired": paired}
+    return {"winner": None, "paired": paired,
+            "reason": f"its lead of {mean:.3f} over {runner['loss']} is within twice its "
+                      f"standard error ({se:.3f}, paired over {len(gaps)} runs)"}
