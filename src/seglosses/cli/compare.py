@@ -206,7 +206,9 @@ def rank_losses(runs: dict[str, list[RunResult]], reference: dict | None = None)
             "pixel_accuracy": _mean([b["val_pixel_accuracy"] for b in best]),
             "val_loss": _mean([b["val_loss"] for b in best]),
             "best_epochs": [r.best_epoch for r in results],
-            "time_s": float(np.mean([r.elapsed_s for r in results])),
+            # the epochs' own time: the first run's start-up (imports, data) is not the loss's
+            "time_s": float(np.mean([sum(h.get("time_s", 0.0) for h in r.history)
+                                     for r in results])),
             "run_dirs": [os.fspath(r.run_dir) for r in results],
         })
     for row in rows:
@@ -275,6 +277,7 @@ def _write(out: Path, config, losses, seeds, runs, ranking, elapsed,
                     "val_class_pixels": dataset_pixels},
         "device": next(iter(first.values())).device, "elapsed_s": elapsed,
         "ranking": ranking, "diverged": diverged,
+        "trained": _trained(losses, dataset, config),
         "baselines": baselines(dataset_pixels),
         "notes": data_notes(class_names, dataset_pixels, dataset["num_val"]),
         "runs": [{"loss": loss, "seed": r.config.seed, **r.to_dict(), "history": r.history}
@@ -283,6 +286,18 @@ def _write(out: Path, config, losses, seeds, runs, ranking, elapsed,
     }
     run_curves = {loss: result.run_dir / "curves.png" for loss, result in first.items()}
     return report.write_report(out, data, figures, run_curves)
+
+
+def _trained(losses: list[str], dataset: dict, config: TrainConfig) -> dict[str, list[dict]]:
+    """Each loss's terms as they were built for this data (``expr.expanded_terms``)."""
+    from ..stats import ClassStats
+    from .expr import expanded_terms, parse_loss
+
+    stats = None if config.class_stats is None else ClassStats.from_json(config.class_stats)
+    ignore = dataset.get("ignore_index", config.ignore_index)
+    return {loss: expanded_terms(parse_loss(loss, num_classes=dataset["num_classes"],
+                                            ignore_index=ignore, class_stats=stats),
+                                 class_stats_path=config.class_stats) for loss in losses}
 
 
 def _torch_version() -> str:

@@ -395,6 +395,38 @@ def _call_once(function: str, loss: CompoundLoss, expression: str, num_classes: 
                    str(error).rstrip(".")) from None
 
 
+# Options every term shares and the command fixes: not worth repeating in a report.
+_SHOWN_SKIP = ("class_dim", "from_logits", "validate", "impl", "reduction")
+
+
+def expanded_terms(loss: CompoundLoss, *, class_stats_path: str | None = None) -> list[dict]:
+    """What each term of a parsed expression computes: its weight, its loss class and every
+    option with the value it takes (defaults included), and where its class weights come
+    from (``"none"``, ``"fixed"``, ``"--class-stats FILE"`` or ``"each batch: STRATEGY"``).
+
+    >>> terms = expanded_terms(parse_loss("0.5*ce + dice(smooth=0)", num_classes=3))
+    >>> [(t["name"], t["weight"], t["loss"], t["options"]["smooth"] if "smooth" in t["options"]
+    ...   else None) for t in terms]
+    [('ce', 0.5, 'CrossEntropyLoss', None), ('dice', 1.0, 'DiceLoss', 0)]
+    """
+    terms = []
+    for name, module in loss.losses.items():
+        inner = getattr(module, "loss", module)
+        options = {k: v for k, v in inner.options.items() if k not in _SHOWN_SKIP}
+        for buffer, value in inner.named_buffers(recurse=False):
+            options[buffer] = [round(float(v), 6) for v in value.tolist()]
+        weights = options.get("class_weights")
+        if weights is None:
+            source = "none"
+        elif isinstance(weights, str):
+            source = f"each batch: {weights}"
+        else:
+            source = f"--class-stats {class_stats_path}" if class_stats_path else "fixed"
+        terms.append({"name": name, "weight": loss.weights[name], "loss": type(inner).__name__,
+                      "options": options, "class_weights_source": source})
+    return terms
+
+
 def describe_loss(expression: str) -> str:
     """A readable description of an expression, with the options each loss is built with.
 

@@ -231,7 +231,7 @@ def table_cells(row: dict) -> list[str]:
     return [str(row["rank"]), row["loss"], format_mean_std(row["mean_iou"], row["mean_iou_std"]),
             _number(row["min_class_iou"]), _number(row["mean_dice"]),
             _number(row["pixel_accuracy"]), ", ".join(str(e) for e in row["best_epochs"]),
-            f"{row['time_s']:.0f} s"]
+            f"{row['time_s']:.{1 if row['time_s'] < 10 else 0}f} s"]
 
 
 def text_table(rows: list[dict]) -> str:
@@ -314,6 +314,17 @@ def note_lines(data: dict) -> list[str]:
     lines = list(data.get("notes", []))
     lines += [f"{row['loss']}: {note}" for row in data["ranking"] for note in row.get("notes", [])]
     return lines + diverged_lines(data.get("diverged", {}))
+
+
+def trained_lines(trained: dict[str, list[dict]]) -> list[str]:
+    """One line per term of each loss: weight, loss class, class-weight source, options."""
+    lines = []
+    for loss, terms in trained.items():
+        for term in terms:
+            options = ", ".join(f"{k}={v}" for k, v in term["options"].items())
+            lines.append(f"{loss}: {term['weight']:g} × {term['loss']} (class weights: "
+                         f"{term['class_weights_source']}) {options}")
+    return lines
 
 
 def _metric_table(rows: list[dict], class_names: list[str], key: str):
@@ -416,6 +427,9 @@ def _markdown(out: Path, data: dict, figures: dict, run_curves: dict) -> str:
     for title, key in (("Per-class precision", "class_precision"),
                        ("Per-class recall", "class_recall")):
         parts += [f"## {title}", "", _markdown_table(*_metric_table(rows, class_names, key)), ""]
+    if data.get("trained"):
+        parts += ["## What was trained", "", *[f"- `{line}`" for line in
+                                                 trained_lines(data["trained"])], ""]
     if data.get("baselines"):
         parts += ["## Baselines", "", "What a model that learned nothing scores on the same "
                   "validation set; a loss must beat both to rank as learned.", "",
@@ -474,6 +488,10 @@ def _html(data: dict, figures: dict, run_curves: dict) -> str:
         _html_table(*_metric_table(rows, class_names, "class_precision"), "class-precision"),
         "<h2>Per-class recall</h2>",
         _html_table(*_metric_table(rows, class_names, "class_recall"), "class-recall"),
+        *(["<h2>What was trained</h2>", "<ul>" + "".join(
+            f"<li><code>{html.escape(line)}</code></li>"
+            for line in trained_lines(data["trained"])) + "</ul>"]
+          if data.get("trained") else []),
         *(["<h2>Baselines</h2>", '<p class="meta">What a model that learned nothing scores on '
            "the same validation set; a loss must beat both to rank as learned.</p>",
            _html_table(*baseline_table(data["baselines"]), "baselines")]
