@@ -345,6 +345,8 @@ h1 { font-size: 26px; margin: 0 0 4px; }
 h2 { font-size: 19px; margin: 40px 0 12px; padding-bottom: 6px; border-bottom: 1px solid
      var(--line); }
 p.meta { color: var(--muted); margin: 0 0 16px; }
+ul.notes { color: var(--muted); margin: 8px 0 16px; padding-left: 20px; }
+ul.notes li { margin: 2px 0; }
 p.summary { background: var(--soft); border-left: 4px solid var(--accent); padding: 10px 14px;
             border-radius: 4px; }
 table { border-collapse: collapse; width: 100%; font-size: 14px; margin: 8px 0; }
@@ -417,8 +419,9 @@ def _markdown(out: Path, data: dict, figures: dict, run_curves: dict) -> str:
              "## Ranking by validation mean IoU", "",
              _markdown_table(list(TABLE_COLUMNS), [table_cells(r) for r in rows]), "",
              *[f"- {line}" for line in note_lines(data)], *([""] if note_lines(data) else []),
-             "mIoU is the best epoch's validation mean IoU, mean ± std over seeds; n/a marks a "
-             "value that is not defined (see the run folders' metrics.jsonl).", ""]
+             "mIoU is the best epoch's validation mean IoU, mean ± std over the runs (folds × "
+             "seeds); n/a marks a value that is not defined (see the run folders' "
+             "metrics.jsonl).", ""]
     parts += ["## Per-class IoU", ""]
     if "iou_bars" in figures:
         parts += ["![per-class IoU](figures/iou_bars.png)", "", _CAPTIONS["iou_bars"], ""]
@@ -478,9 +481,11 @@ def _html(data: dict, figures: dict, run_curves: dict) -> str:
         f'<p class="summary">{html.escape(summary_sentence(rows, data.get("baselines")))}</p>',
         "<h2>Ranking by validation mean IoU</h2>",
         _html_table(list(TABLE_COLUMNS), [table_cells(r) for r in rows], "ranking"),
-        *[f'<p class="meta">{html.escape(line)}</p>' for line in note_lines(data)],
-        '<p class="meta">mIoU: the best epoch\'s validation mean IoU, mean ± std over seeds. '
-        "n/a: not defined.</p>",
+        *(['<ul class="notes">' + "".join(f"<li>{html.escape(line)}</li>"
+                                           for line in note_lines(data)) + "</ul>"]
+          if note_lines(data) else []),
+        '<p class="meta">mIoU: the best epoch\'s validation mean IoU, mean ± std over the runs '
+        "(folds × seeds). n/a: not defined.</p>",
         "<h2>Per-class IoU</h2>", figure("iou_bars"),
         _html_table(*_class_table(rows, class_names, data["dataset"].get("val_class_pixels")),
                     "class-iou"),
