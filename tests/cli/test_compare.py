@@ -279,3 +279,18 @@ def test_folds_split_the_images_into_disjoint_validation_parts():
     assert sorted(seen) == list(range(10))  # every image validates exactly once
     with pytest.raises(ValueError, match=r"folds must be an int in \[2, 10\]"):
         build_datasets("synthetic", size=16, num_images=10, folds=11, fold=0)
+
+
+def test_step_time_is_the_warm_epochs_median_and_rare_classes_are_marked():
+    from seglosses.cli.compare import steady_step_time
+    from seglosses.cli.report import _time_cell, marked_names
+
+    history = [{"train_time_s": 10.0, "train_steps": 5}, {"train_time_s": 2.0, "train_steps": 4},
+               {"train_time_s": 3.0, "train_steps": 4}, {"train_time_s": 9.0, "train_steps": 4}]
+    assert steady_step_time(history) == pytest.approx(0.75)  # median of 0.5, 0.75, 2.25
+    assert steady_step_time(history[:1]) == pytest.approx(2.0)
+    assert steady_step_time([{"time_s": 1.0}]) is None  # a run from before these fields
+    row = {"time_s": 12.4, "step_time_s": 0.0456, "peak_memory_bytes": 3 * 2**29}
+    assert _time_cell(row) == "12 s, 46 ms/step, 1.50 GiB peak"
+    assert marked_names(["bg", "a", "b", "gone"], [990, 9, 1, 0]) == ["bg", "a*", "b*", "gone"]
+    assert marked_names(["bg"], None) == ["bg"]

@@ -209,6 +209,9 @@ def rank_losses(runs: dict[str, list[RunResult]], reference: dict | None = None)
             # the epochs' own time: the first run's start-up (imports, data) is not the loss's
             "time_s": float(np.mean([sum(h.get("time_s", 0.0) for h in r.history)
                                      for r in results])),
+            "step_time_s": _mean([steady_step_time(r.history) for r in results]),
+            "peak_memory_bytes": max((h["peak_memory_bytes"] for r in results for h in r.history
+                                      if h.get("peak_memory_bytes") is not None), default=None),
             "run_dirs": [os.fspath(r.run_dir) for r in results],
         })
     for row in rows:
@@ -218,6 +221,14 @@ def rank_losses(runs: dict[str, list[RunResult]], reference: dict | None = None)
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
     return rows
+
+
+def steady_step_time(history: list[dict]) -> float | None:
+    """Seconds per optimiser step once warm: the median over the epochs after the first (the
+    first pays for warm-up), or the first epoch's when there is only one."""
+    times = [h["train_time_s"] / h["train_steps"] for h in history
+             if h.get("train_steps") and h.get("train_time_s") is not None]
+    return float(np.median(times[1:] if len(times) > 1 else times)) if times else None
 
 
 def _mean(values) -> float | None:

@@ -231,7 +231,18 @@ def table_cells(row: dict) -> list[str]:
     return [str(row["rank"]), row["loss"], format_mean_std(row["mean_iou"], row["mean_iou_std"]),
             _number(row["min_class_iou"]), _number(row["mean_dice"]),
             _number(row["pixel_accuracy"]), ", ".join(str(e) for e in row["best_epochs"]),
-            f"{row['time_s']:.{1 if row['time_s'] < 10 else 0}f} s"]
+            _time_cell(row)]
+
+
+def _time_cell(row: dict) -> str:
+    """Training time (epochs only), the steady-state step time, and the peak device memory
+    where the device reports it (CUDA)."""
+    text = f"{row['time_s']:.{1 if row['time_s'] < 10 else 0}f} s"
+    if row.get("step_time_s") is not None:
+        text += f", {1000 * row['step_time_s']:.0f} ms/step"
+    if row.get("peak_memory_bytes") is not None:
+        text += f", {row['peak_memory_bytes'] / 2**30:.2f} GiB peak"
+    return text
 
 
 def text_table(rows: list[dict]) -> str:
@@ -327,9 +338,29 @@ def trained_lines(trained: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
+# A class under this share of the validation pixels is marked rare in the per-class tables.
+RARE_SHARE = 0.01
+RARE_NOTE = "* rare: under 1 % of the validation pixels."
+
+
+def marked_names(class_names: list[str], pixels: list[int] | None) -> list[str]:
+    """The class names, rare ones (present, under ``RARE_SHARE`` of the pixels) marked ``*``."""
+    total = sum(pixels or [])
+    if not total:
+        return list(class_names)
+    return [f"{name}*" if 0 < n < RARE_SHARE * total else name
+            for name, n in zip(class_names, pixels, strict=True)]
+
+
 def _metric_table(rows: list[dict], class_names: list[str], key: str):
     return ["loss", *class_names], [[r["loss"], *(_number(v) for v in r.get(key, []))]
                                     for r in rows]
+
+
+# per-class tables after the IoU one: (title, ranking key, html id)
+_CLASS_TABLES = (("Per-class Dice", "class_dice", "class-dice"),
+                 ("Per-class precision", "class_precision", "class-precision"),
+                 ("Per-class recall", "class_recall", "class-recall"))
 
 
 # ---------------------------------------------------------------------------- writers
@@ -426,10 +457,10 @@ def _markdown(out: Path, data: dict, figures: dict, run_curves: dict) -> str:
     if "iou_bars" in figures:
         parts += ["![per-class IoU](figures/iou_bars.png)", "", _CAPTIONS["iou_bars"], ""]
     pixels = data["dataset"].get("val_class_pixels")
-    parts += [_markdown_table(*_class_table(rows, class_names, pixels)), ""]
-    for title, key in (("Per-class precision", "class_precision"),
-                       ("Per-class recall", "class_recall")):
-        parts += [f"## {title}", "", _markdown_table(*_metric_table(rows, class_names, key)), ""]
+    marked = marked_names(class_names, pixels)
+    parts += [_markdown_table(*_class_table(rows, marked, pixels)), "", RARE_NOTE, ""]
+    for title, key, _ in _CLASS_TABLES:
+        parts += [f"## {title}", "", _markdown_table(*_metric_table(rows, marked, key)), ""]
     if data.get("trained"):
         parts += ["## What was trained", "", *[f"- `{line}`" for line in
                                                  trained_lines(data["trained"])], ""]
@@ -466,6 +497,8 @@ def _html_table(header: list[str], lines: list[list[str]], table_id: str) -> str
 
 def _html(data: dict, figures: dict, run_curves: dict) -> str:
     rows, class_names = data["ranking"], data["dataset"]["class_names"]
+    pixels = data["dataset"].get("val_class_pixels")
+    marked = marked_names(class_names, pixels)
 
     def figure(name: str) -> str:
         if name not in figures:
@@ -487,12 +520,11 @@ def _html(data: dict, figures: dict, run_curves: dict) -> str:
         '<p class="meta">mIoU: the best epoch\'s validation mean IoU, mean ± std over the runs '
         "(folds × seeds). n/a: not defined.</p>",
         "<h2>Per-class IoU</h2>", figure("iou_bars"),
-        _html_table(*_class_table(rows, class_names, data["dataset"].get("val_class_pixels")),
-                    "class-iou"),
-        "<h2>Per-class precision</h2>",
-        _html_table(*_metric_table(rows, class_names, "class_precision"), "class-precision"),
-        "<h2>Per-class recall</h2>",
-        _html_table(*_metric_table(rows, class_names, "class_recall"), "class-recall"),
+        _html_table(*_class_table(rows, marked, pixels), "class-iou"),
+        f'<p class="meta">{html.escape(RARE_NOTE)}</p>',
+        *[part for title, key, table_id in _CLASS_TABLES
+          for part in (f"<h2>{title}</h2>",
+                       _html_table(*_metric_table(rows, marked, key), table_id))],
         *(["<h2>What was trained</h2>", "<ul>" + "".join(
             f"<li><code>{html.escape(line)}</code></li>"
             for line in trained_lines(data["trained"])) + "</ul>"]

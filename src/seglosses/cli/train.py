@@ -142,6 +142,8 @@ def train(config: TrainConfig, *, progress: bool = True, label: str = "",
     config = _resolved_paths(config)
     with distributed(config.device) as (rank, world, device), \
             (RunLock(run_dir) if rank == 0 else contextlib.nullcontext()):
+        if device.type == "cuda":  # this run's own peak, not an earlier run's in the process
+            torch.cuda.reset_peak_memory_stats(device)
         saved = _prepare_run_dir(run_dir, config, rank, world)
         if saved is not None:
             elapsed_before = saved.get("elapsed_s", 0.0)
@@ -215,8 +217,10 @@ def train(config: TrainConfig, *, progress: bool = True, label: str = "",
             _set_epoch(train_ds, epoch)  # the folder data's random crops
             header = f"{_prefix(label)}epoch {epoch + 1}/{epochs}"
             lr = optimizer.param_groups[0]["lr"]
+            train_started = time.perf_counter()
             train_sums = _train_epoch(wrapped, loss_fn, optimizer, scaler, train_loader, device,
                                       amp, config.steps_per_epoch, show, header)
+            train_seconds = time.perf_counter() - train_started  # the sums synced the device
             if world > 1:  # BatchNorm statistics: keep rank 0's, as DDP's next forward would
                 for buffer in model.buffers():
                     torch.distributed.broadcast(buffer, src=0)
@@ -225,6 +229,10 @@ def train(config: TrainConfig, *, progress: bool = True, label: str = "",
                                          ignore, show, header)
             record = _record(epoch + 1, lr, train_sums, val_sums, matrix, loss_fn,
                              time.perf_counter() - epoch_started)
+            record["train_steps"] = round(train_sums["steps"] / world)  # per process
+            record["train_time_s"] = train_seconds
+            record["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device) \
+                if device.type == "cuda" else None
             history.append(record)
             # the first epoch is always a "best", so best.pt exists even if no mIoU is defined
             improved = best_epoch == 0 or (record["val_mean_iou"] is not None
@@ -294,7 +302,8 @@ def _train_epoch(model, loss_fn, optimizer, scaler, loader, device, amp, max_ste
     model.train()
     total = len(loader) if max_steps is None else min(max_steps, len(loader))
     sums = {"images": torch.zeros((), dtype=torch.float64, device=device),
-            "loss": torch.zeros((), dtype=torch.float64, device=device)}
+            "loss": torch.zeros((), dtype=torch.float64, device=device),
+            "steps": torch.zeros((), dtype=torch.float64, device=device)}
     bar = tqdm(total=total, desc=f"{header} train", leave=False, disable=not show,
                dynamic_ncols=True)
     first_bad = torch.full((), -1, dtype=torch.int64, device=device)  # no sync per step
@@ -313,6 +322,7 @@ def _train_epoch(model, loss_fn, optimizer, scaler, loader, device, amp, max_ste
             scaler.update()
             count = images.shape[0]
             sums["images"] += count
+            sums["steps"] += 1
             sums["loss"] += loss.detach().double() * count
             for name, value in loss_fn.last_values.items():
                 term = sums.setdefault(f"term:{name}",
