@@ -165,7 +165,7 @@ def test_rank_losses_handles_undefined_values():
     # c has one run: its lead over a has no measured uncertainty, so no winner is named
     assert summary_sentence(rows).startswith(
         "No clear winner: c leads with validation mean IoU 0.900, but one run per loss "
-        "measures no uncertainty for its lead of 0.400 over a")
+        "cannot measure the uncertainty of its lead of 0.400 over a")
 
 
 def test_each_loss_has_one_colour_in_every_chart():

@@ -97,7 +97,8 @@ def test_demo_runs_with_small_overrides(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "focal" in text and str(out / "report.html") in text
     data = json.loads((out / "results.json").read_text())
-    assert data["config"]["lr"] == 3e-3 and data["dataset"]["num_train"] == 5
+    assert data["config"]["lr"] == 3e-3 and data["config"]["folds"] == 3
+    assert data["dataset"]["num_train"] == 4  # 3 folds of 6 images: 2 validate, 4 train
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ A class with no validation pixel is left out of the means, as in the runs' metri
 
 The verdict (:func:`decide`) names a winner only when its lead over the runner-up exceeds its
 uncertainty: the two losses' mean IoUs are paired run by run (the same fold and seed), and
-the mean difference must exceed twice its standard error. One run per loss measures no
-uncertainty, so it names no winner.
+the mean difference must exceed twice its standard error. Fewer than three paired runs
+measure no uncertainty worth the name, so they name no winner.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ import numpy as np
 
 # A class with fewer validation pixels than this carries too little evidence to rank on.
 FEW_PIXELS = 100
+# Paired runs needed before a standard error means anything (two give it one degree of
+# freedom).
+MIN_PAIRED = 3
 
 
 def baselines(class_pixels) -> dict[str, dict]:
@@ -102,10 +105,11 @@ def decide(rows: list[dict]) -> dict:
     "se"} or None}``: a winner needs a paired lead of more than two standard errors over the
     runner-up among the losses that beat the baselines; a loss that alone beat them wins.
 
-    >>> rows = [{"loss": "a", "learned": True, "mean_iou": 0.6, "run_keys": [[0, 0], [0, 1]],
-    ...          "mean_iou_per_seed": [0.6, 0.62]},
-    ...         {"loss": "b", "learned": True, "mean_iou": 0.5, "run_keys": [[0, 0], [0, 1]],
-    ...          "mean_iou_per_seed": [0.5, 0.49]}]
+    >>> keys = [[0, 0], [1, 0], [2, 0]]  # three folds, one seed
+    >>> rows = [{"loss": "a", "learned": True, "mean_iou": 0.61, "run_keys": keys,
+    ...          "mean_iou_per_seed": [0.6, 0.62, 0.61]},
+    ...         {"loss": "b", "learned": True, "mean_iou": 0.5, "run_keys": keys,
+    ...          "mean_iou_per_seed": [0.5, 0.49, 0.51]}]
     >>> decide(rows)["winner"]
     'a'
     """
@@ -122,10 +126,11 @@ def decide(rows: list[dict]) -> dict:
                                                    strict=True)
             if v is not None and theirs.get(tuple(k)) is not None]
     gap = best["mean_iou"] - runner["mean_iou"]
-    if len(gaps) < 2:
+    if len(gaps) < MIN_PAIRED:
+        runs = "one run" if len(gaps) < 2 else f"{len(gaps)} runs"
         return {"winner": None, "paired": None,
-                "reason": f"one run per loss measures no uncertainty for its lead of {gap:.3f} "
-                          "over " + runner["loss"] + " (run --seeds 0,1,2 or --folds 5)"}
+                "reason": f"{runs} per loss cannot measure the uncertainty of its lead of "
+                          f"{gap:.3f} over {runner['loss']} (run --seeds 0,1,2 or --folds 5)"}
     mean = float(np.mean(gaps))
     se = float(np.std(gaps, ddof=1)) / math.sqrt(len(gaps))
     paired = {"runs": len(gaps), "mean": mean, "se": se}
