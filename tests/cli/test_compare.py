@@ -294,3 +294,17 @@ def test_step_time_is_the_warm_epochs_median_and_rare_classes_are_marked():
     assert _time_cell(row) == "12 s, 46 ms/step, 1.50 GiB peak"
     assert marked_names(["bg", "a", "b", "gone"], [990, 9, 1, 0]) == ["bg", "a*", "b*", "gone"]
     assert marked_names(["bg"], None) == ["bg"]
+
+
+def test_data_summary_gives_shares_imbalance_and_strategy_weights():
+    from seglosses import class_weights_from_counts
+    from seglosses.cli.verdict import data_summary
+
+    summary = data_summary(["bg", "a", "b"], [900, 90, 10], [80, 15, 5])
+    assert summary["imbalance_ratio"] == pytest.approx(90.0)
+    assert summary["strategy_weights"]["median_frequency"] == pytest.approx(
+        class_weights_from_counts([900, 90, 10], "median_frequency").tolist())
+    assert set(summary["strategy_weights"]) == {"inverse_frequency", "inverse_sqrt_frequency",
+                                                "median_frequency", "effective_number",
+                                                "log_inverse"}
+    assert data_summary(["bg"], [], [3])["strategy_weights"] == {}

@@ -67,6 +67,12 @@ def test_the_dom_holds_the_table_and_every_image(report, tmp_path):
     sources = re.findall(r'<img src="([^"]+)"', dom)
     assert len(sources) == 3 + len(LOSSES)  # bars, curves, predictions, each loss's curves
     assert all(source.startswith("data:image/png;base64,") for source in sources)
+    # the verdict, the notes and the tables that answer "does it help my small classes?"
+    assert re.search(r'<p class="summary">(Best|No clear winner): ', dom)
+    assert '<ul class="notes">' in dom
+    for table in ("class-iou", "class-dice", "class-precision", "class-recall", "baselines",
+                  "data"):
+        assert f'<table id="{table}">' in dom, table
 
 
 def test_every_image_decodes_in_the_browser(report, tmp_path):

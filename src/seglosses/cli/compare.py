@@ -22,7 +22,7 @@ import numpy as np
 from .._spec import fail
 from .config import TrainConfig
 from .train import Diverged, RunResult, distributed, train
-from .verdict import baselines, data_notes, health_notes, learned
+from .verdict import baselines, data_notes, data_summary, health_notes, learned
 
 FORMAT = "seglosses.CompareResult"
 
@@ -289,6 +289,9 @@ def _write(out: Path, config, losses, seeds, runs, ranking, elapsed,
         "device": next(iter(first.values())).device, "elapsed_s": elapsed,
         "ranking": ranking, "diverged": diverged,
         "trained": _trained(losses, dataset, config),
+        "data_summary": data_summary(class_names,
+                                     next(iter(first.values())).history[0].get(
+                                         "train_class_pixels", []), dataset_pixels),
         "baselines": baselines(dataset_pixels),
         "notes": data_notes(class_names, dataset_pixels, dataset["num_val"]),
         "runs": [{"loss": loss, "seed": r.config.seed, **r.to_dict(), "history": r.history}

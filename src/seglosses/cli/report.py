@@ -352,6 +352,22 @@ def marked_names(class_names: list[str], pixels: list[int] | None) -> list[str]:
             for name, n in zip(class_names, pixels, strict=True)]
 
 
+def data_table(summary: dict) -> tuple[list[str], list[list[str]]]:
+    """Per class: its share of the training and validation pixels and each strategy's weight
+    on the training counts (``verdict.data_summary``)."""
+    strategies = list(summary.get("strategy_weights", {}))
+    train, val = summary["train_class_pixels"], summary["val_class_pixels"]
+
+    def share(counts, c):
+        total = sum(counts)
+        return f"{100 * counts[c] / total:.2g} %" if total and c < len(counts) else "n/a"
+
+    lines = [[name, share(train, c), share(val, c),
+              *(f"{summary['strategy_weights'][k][c]:.3g}" for k in strategies)]
+             for c, name in enumerate(summary["class_names"])]
+    return ["class", "train pixels", "val pixels", *strategies], lines
+
+
 def _metric_table(rows: list[dict], class_names: list[str], key: str):
     return ["loss", *class_names], [[r["loss"], *(_number(v) for v in r.get(key, []))]
                                     for r in rows]
@@ -461,6 +477,12 @@ def _markdown(out: Path, data: dict, figures: dict, run_curves: dict) -> str:
     parts += [_markdown_table(*_class_table(rows, marked, pixels)), "", RARE_NOTE, ""]
     for title, key, _ in _CLASS_TABLES:
         parts += [f"## {title}", "", _markdown_table(*_metric_table(rows, marked, key)), ""]
+    if data.get("data_summary", {}).get("train_class_pixels"):
+        ratio = data["data_summary"]["imbalance_ratio"]
+        parts += ["## Data", "", f"Imbalance (largest / smallest class in training): "
+                  f"{_number(ratio, 4)}. The strategy columns give each class-weight strategy's "
+                  "weights on the training counts.", "",
+                  _markdown_table(*data_table(data["data_summary"])), ""]
     if data.get("trained"):
         parts += ["## What was trained", "", *[f"- `{line}`" for line in
                                                  trained_lines(data["trained"])], ""]
@@ -525,6 +547,11 @@ def _html(data: dict, figures: dict, run_curves: dict) -> str:
         *[part for title, key, table_id in _CLASS_TABLES
           for part in (f"<h2>{title}</h2>",
                        _html_table(*_metric_table(rows, marked, key), table_id))],
+        *(["<h2>Data</h2>", '<p class="meta">Imbalance (largest / smallest class in training): '
+           f"{_number(data['data_summary']['imbalance_ratio'], 4)}. The strategy columns give "
+           "each class-weight strategy's weights on the training counts.</p>",
+           _html_table(*data_table(data["data_summary"]), "data")]
+          if data.get("data_summary", {}).get("train_class_pixels") else []),
         *(["<h2>What was trained</h2>", "<ul>" + "".join(
             f"<li><code>{html.escape(line)}</code></li>"
             for line in trained_lines(data["trained"])) + "</ul>"]

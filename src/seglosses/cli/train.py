@@ -218,8 +218,9 @@ def train(config: TrainConfig, *, progress: bool = True, label: str = "",
             header = f"{_prefix(label)}epoch {epoch + 1}/{epochs}"
             lr = optimizer.param_groups[0]["lr"]
             train_started = time.perf_counter()
+            seen = torch.zeros(max(num_classes, 2) + 1, dtype=torch.int64, device=device)
             train_sums = _train_epoch(wrapped, loss_fn, optimizer, scaler, train_loader, device,
-                                      amp, config.steps_per_epoch, show, header)
+                                      amp, config.steps_per_epoch, show, header, seen)
             train_seconds = time.perf_counter() - train_started  # the sums synced the device
             if world > 1:  # BatchNorm statistics: keep rank 0's, as DDP's next forward would
                 for buffer in model.buffers():
@@ -230,6 +231,9 @@ def train(config: TrainConfig, *, progress: bool = True, label: str = "",
             record = _record(epoch + 1, lr, train_sums, val_sums, matrix, loss_fn,
                              time.perf_counter() - epoch_started)
             record["train_steps"] = round(train_sums["steps"] / world)  # per process
+            if world > 1:
+                torch.distributed.all_reduce(seen)
+            record["train_class_pixels"] = seen[:-1].tolist()  # this epoch's crops
             record["train_time_s"] = train_seconds
             record["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device) \
                 if device.type == "cuda" else None
@@ -295,8 +299,10 @@ def _check_depth(depth: int, *datasets) -> None:
 
 
 def _train_epoch(model, loss_fn, optimizer, scaler, loader, device, amp, max_steps, show,
-                 header) -> dict:
-    """Run one epoch; return float64 sums (weighted by batch size) of the loss and its terms."""
+                 header, seen) -> dict:
+    """Run one epoch; return float64 sums (weighted by batch size) of the loss and its terms.
+    ``seen`` (C + 1 bins) counts the training pixels of each class; its last bin the ignored
+    and invalid ones (a scatter, no host sync)."""
     from tqdm.auto import tqdm
 
     model.train()
@@ -313,6 +319,10 @@ def _train_epoch(model, loss_fn, optimizer, scaler, loader, device, amp, max_ste
                 break
             images = images.to(device, non_blocking=True)
             masks = masks.to(device, non_blocking=True)
+            labels = masks.flatten()
+            other = seen.numel() - 1
+            seen.scatter_add_(0, torch.where((labels >= 0) & (labels < other), labels, other),
+                              torch.ones_like(labels))
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
                 logits = model(images)
             loss = loss_fn(logits.float() if amp else logits, masks)

@@ -139,3 +139,25 @@ def decide(rows: list[dict]) -> dict:
     return {"winner": None, "paired": paired,
             "reason": f"its lead of {mean:.3f} over {runner['loss']} is within twice its "
                       f"standard error ({se:.3f}, paired over {len(gaps)} runs)"}
+
+
+def data_summary(class_names, train_pixels, val_pixels) -> dict:
+    """What ``seglosses scan`` says of the data, from the pixels the runs saw: each class's share
+    of the training and validation pixels, the training imbalance (largest / smallest present
+    class), and the weights every class-weight strategy gives on the training counts (what a
+    per-batch strategy gives on average)."""
+    from .._spec import MULTICLASS_STRATEGIES
+    from .._weights import class_weights_from_counts
+
+    train = np.asarray(train_pixels, dtype=np.float64)
+    val = np.asarray(val_pixels, dtype=np.float64)
+    present = train[train > 0]
+    summary = {"class_names": list(class_names), "train_class_pixels": train.astype(int).tolist(),
+               "val_class_pixels": val.astype(int).tolist(),
+               "imbalance_ratio": float(present.max() / present.min()) if present.size else None,
+               "strategy_weights": {}}
+    if train.size > 1 and train.sum() > 0:
+        summary["strategy_weights"] = {
+            name: [float(w) for w in class_weights_from_counts(train, name)]
+            for name in MULTICLASS_STRATEGIES}
+    return summary
