@@ -339,8 +339,6 @@ def prepare_multiclass(function: str, input, target, *, class_dim: int, from_log
         labels, valid = _index_labels(function, flat, ignore, num_classes, checking, validate,
                                       dtype, native)
     else:
-        if checking:
-            _check_sums_to_one(function, target, class_dim, mask)
         if native:  # the kernels read a one-hot / soft target in its own dtype
             target = _as_bytes(target)
         elif target.dtype == torch.bool or not target.is_floating_point():
@@ -349,6 +347,8 @@ def prepare_multiclass(function: str, input, target, *, class_dim: int, from_log
             bad = ~torch.isfinite(target) | (target < 0) | (target > 1)
             raise fail(function, "target", "hold one-hot or soft probabilities in [0, 1] "
                        "without NaN/Inf", _sample(target[bad]))
+        if checking:
+            _check_sums_to_one(function, target, class_dim, mask)
         dense = arrange_like(target if native else target.to(dtype), class_dim, axis)
 
     flat_side = [None if m is None else m.reshape(n, math.prod(pixel_shape[1:]))
