@@ -454,7 +454,9 @@ def _meta(data: dict) -> str:
     return (f"data <code>{html.escape(str(config['data']))}</code> · {dataset['num_classes']} "
             f"classes · {dataset['num_train']} train / {dataset['num_val']} val images · "
             f"{config['dims']}-D U-Net (width {config['width']}, depth {config['depth']}) · "
-            f"{config['epochs']} epochs · seeds {', '.join(map(str, data['seeds']))} · "
+            f"{config['epochs']} epochs · "
+            + (f"{config['folds']} folds · " if config.get("folds", 1) > 1 else "")
+            + f"seeds {', '.join(map(str, data['seeds']))} · "
             f"{html.escape(data['device'])} · {data['elapsed_s']:.0f} s")
 
 
