@@ -22,7 +22,7 @@ import numpy as np
 from .._spec import fail
 from .config import TrainConfig
 from .train import Diverged, RunResult, distributed, train
-from .verdict import baselines, data_notes, data_summary, health_notes, learned
+from .verdict import baselines_over_folds, data_notes, data_summary, health_notes, learned
 
 FORMAT = "seglosses.CompareResult"
 
@@ -160,7 +160,8 @@ def compare(config: TrainConfig, losses: list[str], seeds: list[int], *,
         if not runs:
             raise Diverged(f"compare: every loss diverged ({'; '.join(diverged.values())})")
         first = next(iter(runs.values()))[0]
-        reference = baselines(first.last["val_class_pixels"])
+        fold_pixels = _fold_pixels(runs)
+        reference = baselines_over_folds(list(fold_pixels.values()))
         ranking = rank_losses(runs, reference)
         steps = steps_per_epoch(first.dataset["num_train"], config, first.world_size)
         for row in ranking:
@@ -168,7 +169,8 @@ def compare(config: TrainConfig, losses: list[str], seeds: list[int], *,
         report: dict[str, Path] = {}
         if rank == 0:
             report = _write(out, config, losses, seeds, runs, ranking,
-                            time.perf_counter() - started, diverged)
+                            time.perf_counter() - started, diverged, reference,
+                            np.sum(list(fold_pixels.values()), axis=0).tolist())
     return CompareResult(out, ranking, runs, report, time.perf_counter() - started, diverged,
                          reference)
 
@@ -251,8 +253,15 @@ def class_names_of(dataset: dict) -> list[str]:
         [str(c) for c in range(dataset["num_classes"])]
 
 
-def _write(out: Path, config, losses, seeds, runs, ranking, elapsed,
-           diverged: dict[str, str]) -> dict[str, Path]:
+def _fold_pixels(runs: dict[str, list[RunResult]]) -> dict[int, list[int]]:
+    """Each fold's validation pixels per class (the same for every loss and seed)."""
+    return {r.config.fold: r.last["val_class_pixels"] for r in next(iter(runs.values()))}
+
+
+def _write(out: Path, config, losses, seeds, runs, ranking, elapsed, diverged: dict[str, str],
+           reference: dict, val_pixels: list[int]) -> dict[str, Path]:
+    """The report; ``val_pixels`` are the validation pixels per class over all folds (each
+    image validates once)."""
     import seglosses
 
     from . import report
@@ -261,7 +270,7 @@ def _write(out: Path, config, losses, seeds, runs, ranking, elapsed,
     first = {loss: results[0] for loss, results in runs.items()}
     dataset = next(iter(first.values())).dataset
     class_names = class_names_of(dataset)
-    dataset_pixels = next(iter(first.values())).last["val_class_pixels"]
+    dataset_pixels = val_pixels
     figures = {
         "iou_bars": report.figure_png(report.iou_bars_figure(ranking, class_names)),
         "curves": report.figure_png(report.comparison_curves_figure(
@@ -292,7 +301,7 @@ def _write(out: Path, config, losses, seeds, runs, ranking, elapsed,
         "data_summary": data_summary(class_names,
                                      next(iter(first.values())).history[0].get(
                                          "train_class_pixels", []), dataset_pixels),
-        "baselines": baselines(dataset_pixels),
+        "baselines": reference,
         "notes": data_notes(class_names, dataset_pixels, dataset["num_val"]),
         "runs": [{"loss": loss, "seed": r.config.seed, **r.to_dict(), "history": r.history}
                  for loss, results in runs.items() for r in results],

@@ -61,6 +61,29 @@ def baselines(class_pixels) -> dict[str, dict]:
             "prior": scored(prior, float(np.sum(share**2)))}
 
 
+def baselines_over_folds(fold_pixels: list) -> dict[str, dict]:
+    """The baselines of several validation sets (one per fold), averaged over the folds as the
+    losses' scores are: each fold's predictor is scored on its own validation set.
+
+    >>> b = baselines_over_folds([[900, 90, 10], [800, 150, 50]])
+    >>> round(b["majority"]["pixel_accuracy"], 2)
+    0.85
+    """
+    scored = [baselines(pixels) for pixels in fold_pixels]
+    if len(scored) == 1:
+        return scored[0]
+
+    def mean(values):
+        kept = [v for v in values if v is not None]
+        return float(np.mean(kept)) if kept else None
+
+    return {name: {"mean_iou": mean([s[name]["mean_iou"] for s in scored]),
+                   "pixel_accuracy": mean([s[name]["pixel_accuracy"] for s in scored]),
+                   "class_iou": [mean(column) for column in
+                                 zip(*(s[name]["class_iou"] for s in scored), strict=True)]}
+            for name in scored[0]}
+
+
 def learned(mean_iou: float | None, reference: dict[str, dict]) -> bool:
     """Whether a validation mean IoU beats every baseline (an undefined one does not)."""
     bars = [b["mean_iou"] for b in reference.values() if b["mean_iou"] is not None]
