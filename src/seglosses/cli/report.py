@@ -338,6 +338,16 @@ def trained_lines(trained: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
+BASELINES_TEXT = ("What a model that learned nothing scores on the same validation set; a loss "
+                  "must beat both to rank as learned.")
+
+
+def data_text(summary: dict) -> str:
+    return (f"Imbalance (largest / smallest class in training): "
+            f"{_number(summary['imbalance_ratio'], 4)}. The strategy columns give each "
+            "class-weight strategy's weights on the training counts.")
+
+
 # A class under this share of the validation pixels is marked rare in the per-class tables.
 RARE_SHARE = 0.01
 RARE_NOTE = "* rare: under 1 % of the validation pixels."
@@ -462,12 +472,13 @@ def _meta(data: dict) -> str:
 
 def _markdown(out: Path, data: dict, figures: dict, run_curves: dict) -> str:
     rows, class_names = data["ranking"], data["dataset"]["class_names"]
+    notes = note_lines(data)
     meta = _meta(data).replace("<code>", "`").replace("</code>", "`")
     parts = ["# seglosses compare", "", html.unescape(meta), "",
              f"**{summary_sentence(rows, data.get('baselines'))}**", "",
              "## Ranking by validation mean IoU", "",
              _markdown_table(list(TABLE_COLUMNS), [table_cells(r) for r in rows]), "",
-             *[f"- {line}" for line in note_lines(data)], *([""] if note_lines(data) else []),
+             *[f"- {line}" for line in notes], *([""] if notes else []),
              "mIoU is the best epoch's validation mean IoU, mean ± std over the runs (folds × "
              "seeds); n/a marks a value that is not defined (see the run folders' "
              "metrics.jsonl).", ""]
@@ -480,17 +491,13 @@ def _markdown(out: Path, data: dict, figures: dict, run_curves: dict) -> str:
     for title, key, _ in _CLASS_TABLES:
         parts += [f"## {title}", "", _markdown_table(*_metric_table(rows, marked, key)), ""]
     if data.get("data_summary", {}).get("train_class_pixels"):
-        ratio = data["data_summary"]["imbalance_ratio"]
-        parts += ["## Data", "", f"Imbalance (largest / smallest class in training): "
-                  f"{_number(ratio, 4)}. The strategy columns give each class-weight strategy's "
-                  "weights on the training counts.", "",
+        parts += ["## Data", "", data_text(data["data_summary"]), "",
                   _markdown_table(*data_table(data["data_summary"])), ""]
     if data.get("trained"):
         parts += ["## What was trained", "", *[f"- `{line}`" for line in
                                                  trained_lines(data["trained"])], ""]
     if data.get("baselines"):
-        parts += ["## Baselines", "", "What a model that learned nothing scores on the same "
-                  "validation set; a loss must beat both to rank as learned.", "",
+        parts += ["## Baselines", "", BASELINES_TEXT, "",
                   _markdown_table(*baseline_table(data["baselines"])), ""]
     parts += ["## Curves", ""]
     if "curves" in figures:
@@ -523,6 +530,7 @@ def _html(data: dict, figures: dict, run_curves: dict) -> str:
     rows, class_names = data["ranking"], data["dataset"]["class_names"]
     pixels = data["dataset"].get("val_class_pixels")
     marked = marked_names(class_names, pixels)
+    notes = note_lines(data)
 
     def figure(name: str) -> str:
         if name not in figures:
@@ -538,9 +546,8 @@ def _html(data: dict, figures: dict, run_curves: dict) -> str:
         f'<p class="summary">{html.escape(summary_sentence(rows, data.get("baselines")))}</p>',
         "<h2>Ranking by validation mean IoU</h2>",
         _html_table(list(TABLE_COLUMNS), [table_cells(r) for r in rows], "ranking"),
-        *(['<ul class="notes">' + "".join(f"<li>{html.escape(line)}</li>"
-                                           for line in note_lines(data)) + "</ul>"]
-          if note_lines(data) else []),
+        *(['<ul class="notes">' + "".join(f"<li>{html.escape(line)}</li>" for line in notes)
+           + "</ul>"] if notes else []),
         '<p class="meta">mIoU: the best epoch\'s validation mean IoU, mean ± std over the runs '
         "(folds × seeds). n/a: not defined.</p>",
         "<h2>Per-class IoU</h2>", figure("iou_bars"),
@@ -549,17 +556,14 @@ def _html(data: dict, figures: dict, run_curves: dict) -> str:
         *[part for title, key, table_id in _CLASS_TABLES
           for part in (f"<h2>{title}</h2>",
                        _html_table(*_metric_table(rows, marked, key), table_id))],
-        *(["<h2>Data</h2>", '<p class="meta">Imbalance (largest / smallest class in training): '
-           f"{_number(data['data_summary']['imbalance_ratio'], 4)}. The strategy columns give "
-           "each class-weight strategy's weights on the training counts.</p>",
+        *(["<h2>Data</h2>", f'<p class="meta">{html.escape(data_text(data["data_summary"]))}</p>',
            _html_table(*data_table(data["data_summary"]), "data")]
           if data.get("data_summary", {}).get("train_class_pixels") else []),
         *(["<h2>What was trained</h2>", "<ul>" + "".join(
             f"<li><code>{html.escape(line)}</code></li>"
             for line in trained_lines(data["trained"])) + "</ul>"]
           if data.get("trained") else []),
-        *(["<h2>Baselines</h2>", '<p class="meta">What a model that learned nothing scores on '
-           "the same validation set; a loss must beat both to rank as learned.</p>",
+        *(["<h2>Baselines</h2>", f'<p class="meta">{html.escape(BASELINES_TEXT)}</p>',
            _html_table(*baseline_table(data["baselines"]), "baselines")]
           if data.get("baselines") else []),
         "<h2>Curves</h2>", figure("curves"), f'<div class="grid">{per_run}</div>',
