@@ -217,7 +217,7 @@ def test_compare_with_folds_trains_every_loss_on_every_fold(tmp_path, capsys):
             "--folds", "2", "--out", str(out), "-q"]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "paired over 2 runs" in text or "No clear winner" in text, text
+    assert "No clear winner" in text, text  # two runs per loss never name a winner
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["folds"] == 2
     assert {tuple(k) for row in results["ranking"] for k in row["run_keys"]} == {(0, 0), (1, 0)}
